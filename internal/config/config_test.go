@@ -1,0 +1,121 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const testClientID = "0b3c7e3e-2f5c-4c55-9d0c-6a1d2f2b7a10"
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestLoadAppliesDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{ClientID: testClientID}))
+	require.NoError(t, err)
+
+	assert.Equal(t, 8080, c.Port)
+	assert.Equal(t, testClientID, c.ClientID)
+	assert.Equal(t, "https://graph.microsoft.com", c.GraphEndpoint.String())
+	assert.Equal(t, "https://graph.microsoft.com/.default", c.GraphScope())
+	assert.Equal(t, []string{"id", "displayName", "userPrincipalName", "mail"}, c.Select)
+	assert.Empty(t, c.Filter)
+	assert.Equal(t, 999, c.PageSize)
+	assert.True(t, c.LogEach)
+	assert.Equal(t, "0 0 * * * *", c.Schedule)
+	assert.Equal(t, slog.LevelInfo, c.LogLevel)
+}
+
+func TestLoadReadsEverySetting(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		Port:         "40123",
+		ClientID:     strings.ToUpper(testClientID),
+		GraphURL:     "https://graph.microsoft.us/",
+		UsersSelect:  "displayName, jobTitle,displayName",
+		UsersFilter:  "startswith(displayName,'A')",
+		UsersTop:     "250",
+		UsersLogEach: "false",
+		Schedule:     "0 */5 * * * *",
+		LogLevel:     "DEBUG",
+	}))
+	require.NoError(t, err)
+
+	assert.Equal(t, 40123, c.Port)
+	assert.Equal(t, testClientID, c.ClientID, "client IDs are compared in lower case")
+	assert.Equal(t, "https://graph.microsoft.us/.default", c.GraphScope())
+	assert.Equal(t, []string{"id", "displayName", "jobTitle"}, c.Select, "id comes first and duplicates go")
+	assert.Equal(t, "startswith(displayName,'A')", c.Filter)
+	assert.Equal(t, 250, c.PageSize)
+	assert.False(t, c.LogEach)
+	assert.Equal(t, "0 */5 * * * *", c.Schedule)
+	assert.Equal(t, slog.LevelDebug, c.LogLevel)
+}
+
+func TestLoadAcceptsLoopbackHTTPForLocalFakes(t *testing.T) {
+	for _, endpoint := range []string{"http://127.0.0.1:7172", "http://localhost:7172", "http://[::1]:7172", "http://127.0.0.2"} {
+		c, err := Load(env(map[string]string{ClientID: testClientID, GraphURL: endpoint}))
+		require.NoError(t, err, endpoint)
+		assert.Equal(t, endpoint+"/.default", c.GraphScope())
+	}
+}
+
+func TestLoadRejectsEachBadSettingByName(t *testing.T) {
+	tests := []struct {
+		name    string
+		setting string
+		value   string
+		want    string
+	}{
+		{"a port that is not a number", Port, "http", "not a TCP port"},
+		{"a port out of range", Port, "70000", "not a TCP port"},
+		{"a client ID that is not a GUID", ClientID, "my-identity", "not a client ID"},
+		{"plain http to a remote Graph", GraphURL, "http://graph.microsoft.com", "plain http"},
+		{"plain http to a private address", GraphURL, "http://10.0.0.4", "plain http"},
+		{"a Graph endpoint with a path", GraphURL, "https://graph.microsoft.com/v1.0", "Graph root alone"},
+		{"a Graph endpoint with credentials", GraphURL, "https://u:p@graph.microsoft.com", "credentials"},
+		{"a Graph endpoint that is not a URL", GraphURL, "graph.microsoft.com", "not an absolute URL"},
+		{"a Graph endpoint of another scheme", GraphURL, "ftp://graph.microsoft.com", "https URL"},
+		{"a select list with a bad name", UsersSelect, "displayName,$expand=manager", "not a comma-separated list"},
+		{"a select list with an empty entry", UsersSelect, "displayName,,mail", "not a comma-separated list"},
+		{"a page size of zero", UsersTop, "0", "1 to 999"},
+		{"a page size over Graph's limit", UsersTop, "1000", "1 to 999"},
+		{"a log switch that is not boolean", UsersLogEach, "sometimes", "not true or false"},
+		{"a 5-field cron schedule", Schedule, "0 * * * *", "6-field NCRONTAB"},
+		{"an unknown log level", LogLevel, "verbose", "debug, info, warn, error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(map[string]string{ClientID: testClientID, tt.setting: tt.value}))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.setting+": ")
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestLoadReportsEveryBadSettingAtOnce(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		Port:     "0",
+		GraphURL: "http://example.com",
+		UsersTop: "lots",
+		LogLevel: "loud",
+	}))
+	require.Error(t, err)
+	msg := err.Error()
+	for _, name := range []string{Port, ClientID, GraphURL, UsersTop, LogLevel} {
+		assert.Contains(t, msg, name+": ", "the message names %s", name)
+	}
+	assert.Contains(t, msg, "required")
+	assert.Len(t, strings.Split(msg, "\n"), 6, "a heading and one line per bad setting")
+}
+
+func TestLoadAcceptsTimeSpanSchedules(t *testing.T) {
+	c, err := Load(env(map[string]string{ClientID: testClientID, Schedule: "01:00:00"}))
+	require.NoError(t, err)
+	assert.Equal(t, "01:00:00", c.Schedule)
+}
