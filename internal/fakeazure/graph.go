@@ -1,0 +1,393 @@
+package fakeazure
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
+)
+
+const (
+	usersPath       = "/v1.0/users"
+	defaultTop      = 100
+	maxTop          = 999
+	pageContentType = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+)
+
+// GraphOptions configure a Graph.
+type GraphOptions struct {
+	Users int    // tenant size
+	Token string // the only bearer token accepted
+}
+
+// Graph fakes Microsoft Graph's GET /v1.0/users over a tenant of synthetic users (see UserID and
+// UserJSON), with $select, $top, $filter=startswith(...) and @odata.nextLink paging. It is safe for
+// concurrent use.
+type Graph struct {
+	opts     GraphOptions
+	requests atomic.Int64
+}
+
+// NewGraph returns a Graph serving o.Users users to callers bearing o.Token.
+func NewGraph(o GraphOptions) *Graph {
+	o.Users = max(o.Users, 0)
+	return &Graph{opts: o}
+}
+
+// Requests returns how many /v1.0/users requests were served so far, whatever their status.
+func (g *Graph) Requests() int { return int(g.requests.Load()) }
+
+// ServeHTTP answers GET /v1.0/users as Graph does, and any other request with Graph's error shape.
+func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ids := newRequestIDs(r)
+	ids.set(w.Header())
+	if r.URL.Path != usersPath {
+		writeGraphError(w, ids, &graphError{http.StatusNotFound, "Request_ResourceNotFound",
+			fmt.Sprintf("Resource not found for the segment '%s'.", path.Base(r.URL.Path))})
+		return
+	}
+	g.requests.Add(1)
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeGraphError(w, ids, &graphError{http.StatusMethodNotAllowed, "BadRequest",
+			"Specified HTTP method is not allowed for the request target."})
+		return
+	}
+	if e := g.authorize(r.Header.Get("Authorization")); e != nil {
+		writeGraphError(w, ids, e)
+		return
+	}
+	q, e := g.parseQuery(r.URL.RawQuery)
+	if e != nil {
+		writeGraphError(w, ids, e)
+		return
+	}
+	g.writePage(w, baseURL(r), q)
+}
+
+// authorize checks the bearer token without ever repeating it.
+func (g *Graph) authorize(header string) *graphError {
+	scheme, token, _ := strings.Cut(header, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return &graphError{http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty."}
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(g.opts.Token)) != 1 {
+		return &graphError{http.StatusUnauthorized, "InvalidAuthenticationToken",
+			"Access token validation failure. Invalid audience."}
+	}
+	return nil
+}
+
+// pagePool recycles page buffers: a page of 999 users is about half a megabyte.
+var pagePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// writePage renders the page q asks for and writes it: the one place a page is answered.
+func (g *Graph) writePage(w http.ResponseWriter, base string, q listQuery) {
+	buf := pagePool.Get().(*[]byte)
+	body := g.renderPage((*buf)[:0], base, q)
+	writeBody(w, http.StatusOK, pageContentType, body)
+	*buf = body
+	pagePool.Put(buf)
+}
+
+// renderPage appends the body of the page that starts at user q.offset: up to q.top users that
+// match q.filter, with only q.props. Like Graph, it writes @odata.nextLink before value, so it
+// first finds where the page ends and where the next one starts.
+func (g *Graph) renderPage(dst []byte, base string, q listQuery) []byte {
+	end := q.offset
+	for found := 0; end < g.opts.Users && found < q.top; end++ {
+		if q.filter.matches(end) {
+			found++
+		}
+	}
+	next := end
+	for next < g.opts.Users && !q.filter.matches(next) {
+		next++
+	}
+
+	dst = append(dst, `{"@odata.context":`...)
+	metadata := base + "/v1.0/$metadata#users"
+	if q.selected {
+		metadata += "(" + q.selectList + ")"
+	}
+	dst = appendJSONString(dst, metadata)
+	if next < g.opts.Users {
+		dst = append(dst, `,"@odata.nextLink":`...)
+		dst = appendJSONString(dst, q.nextLink(base, next))
+	}
+	dst = append(dst, `,"value":[`...)
+	first := true
+	for i := q.offset; i < end; i++ {
+		if !q.filter.matches(i) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendUser(dst, i, q.props)
+	}
+	return append(dst, "]}"...)
+}
+
+// baseURL is the scheme and host the caller used, which Graph's links are built from.
+func baseURL(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// listQuery is one page request: the query options of GET /v1.0/users, the page token decoded.
+type listQuery struct {
+	props      []property
+	selected   bool   // $select was sent; otherwise props are the defaults
+	selectList string // props' names, comma-separated
+	top        int
+	topSent    bool
+	filter     userFilter
+	offset     int
+}
+
+// nextLink is the absolute URL of the page starting at user next, keeping the caller's options.
+func (q listQuery) nextLink(base string, next int) string {
+	var b strings.Builder
+	b.WriteString(base + usersPath)
+	sep := "?"
+	add := func(name, value string) {
+		b.WriteString(sep + name + "=" + url.QueryEscape(value))
+		sep = "&"
+	}
+	if q.selected {
+		add("$select", q.selectList)
+	}
+	if q.topSent {
+		add("$top", strconv.Itoa(q.top))
+	}
+	if q.filter.text != "" {
+		add("$filter", q.filter.text)
+	}
+	add("$skiptoken", encodeSkipToken(next))
+	return b.String()
+}
+
+// queryOptions are the query options this fake implements.
+var queryOptions = [...]string{"$select", "$top", "$filter", "$skiptoken"}
+
+// parseQuery reads the query options of GET /v1.0/users, refusing those Graph would refuse and
+// those this fake does not implement.
+func (g *Graph) parseQuery(raw string) (listQuery, *graphError) {
+	q := listQuery{props: defaultProps, top: defaultTop}
+	var seen [len(queryOptions)]bool
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		name, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			return q, badRequest("BadRequest", "The query specified in the URI is not valid.")
+		}
+		if !strings.HasPrefix(name, "$") {
+			continue
+		}
+		option := strings.ToLower(name)
+		n := slices.Index(queryOptions[:], option)
+		if n < 0 {
+			return q, badRequest("Request_UnsupportedQuery", fmt.Sprintf(
+				"Query option '%s' is not supported by this fake; it implements $select, $top, $filter and $skiptoken.", name))
+		}
+		if seen[n] {
+			return q, badRequest("BadRequest", fmt.Sprintf(
+				"Query option '%s' was specified more than once, but it must be specified at most once.", option))
+		}
+		seen[n] = true
+		var e *graphError
+		switch option {
+		case "$select":
+			e = q.parseSelect(value)
+		case "$top":
+			e = q.parseTop(value)
+		case "$filter":
+			q.filter, e = parseFilter(value)
+		case "$skiptoken":
+			q.offset, e = g.decodeSkipToken(value)
+		}
+		if e != nil {
+			return q, e
+		}
+	}
+	return q, nil
+}
+
+func badRequest(code, message string) *graphError {
+	return &graphError{http.StatusBadRequest, code, message}
+}
+
+// parseSelect reads a comma-separated $select; blank items are skipped and repeats collapse.
+func (q *listQuery) parseSelect(value string) *graphError {
+	var props []property
+	for item := range strings.SplitSeq(value, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		p, ok := lookupProperty(item)
+		if !ok {
+			return badRequest("BadRequest", fmt.Sprintf(
+				"Could not find a property named '%s' on type 'microsoft.graph.user'.", item))
+		}
+		if !slices.Contains(props, p) {
+			props = append(props, p)
+		}
+	}
+	if len(props) == 0 {
+		return nil
+	}
+	names := make([]string, len(props))
+	for k, p := range props {
+		names[k] = p.String()
+	}
+	q.props, q.selected, q.selectList = props, true, strings.Join(names, ",")
+	return nil
+}
+
+// parseTop reads $top, which Graph limits to 1..999 for users.
+func (q *listQuery) parseTop(value string) *graphError {
+	n, err := strconv.Atoi(value)
+	if err != nil {
+		return badRequest("BadRequest", fmt.Sprintf(
+			"Invalid value '%s' for query option '$top': it must be an integer.", value))
+	}
+	if n < 1 || n > maxTop {
+		return badRequest("Request_UnsupportedQuery", fmt.Sprintf(
+			"Invalid page size specified: '%d'. Must be between 1 and %d inclusive.", n, maxTop))
+	}
+	q.top, q.topSent = n, true
+	return nil
+}
+
+// userFilter is a parsed $filter: startswith(prop,'prefix'), case-insensitive. The zero value
+// matches every user.
+type userFilter struct {
+	text   string // as sent, carried into nextLink
+	prop   property
+	prefix string
+}
+
+// parseFilter reads startswith(displayName,'...') or startswith(userPrincipalName,'...'), the
+// only filters this fake implements; a quote inside the literal is doubled, as OData has it.
+func parseFilter(text string) (userFilter, *graphError) {
+	unsupported := badRequest("Request_UnsupportedQuery", "Unsupported or invalid query filter clause: "+
+		"this fake implements only startswith(displayName,'...') and startswith(userPrincipalName,'...').")
+	fn, rest, ok := strings.Cut(text, "(")
+	if !ok || !strings.EqualFold(strings.TrimSpace(fn), "startswith") {
+		return userFilter{}, unsupported
+	}
+	name, rest, ok := strings.Cut(rest, ",")
+	p, known := lookupProperty(strings.TrimSpace(name))
+	if !ok || !known || (p != propDisplayName && p != propUserPrincipalName) {
+		return userFilter{}, unsupported
+	}
+	rest = strings.TrimSpace(rest)
+	if !strings.HasPrefix(rest, "'") {
+		return userFilter{}, unsupported
+	}
+	var prefix strings.Builder
+	k := 1
+	for {
+		if k >= len(rest) {
+			return userFilter{}, unsupported
+		}
+		if rest[k] == '\'' {
+			if k+1 < len(rest) && rest[k+1] == '\'' {
+				prefix.WriteByte('\'')
+				k += 2
+				continue
+			}
+			break
+		}
+		prefix.WriteByte(rest[k])
+		k++
+	}
+	if strings.TrimSpace(rest[k+1:]) != ")" {
+		return userFilter{}, unsupported
+	}
+	return userFilter{text: text, prop: p, prefix: prefix.String()}, nil
+}
+
+// matches reports whether user i passes the filter.
+func (f userFilter) matches(i int) bool {
+	if f.text == "" {
+		return true
+	}
+	var scratch [64]byte
+	if f.prop == propDisplayName {
+		return hasPrefixFold(appendDisplayName(scratch[:0], i), f.prefix)
+	}
+	return hasPrefixFold(appendUPN(scratch[:0], i), f.prefix)
+}
+
+// hasPrefixFold reports whether s starts with prefix under Unicode case folding.
+func hasPrefixFold(s []byte, prefix string) bool {
+	for _, want := range prefix {
+		got, n := utf8.DecodeRune(s)
+		if n == 0 || !runeEqualFold(got, want) {
+			return false
+		}
+		s = s[n:]
+	}
+	return true
+}
+
+func runeEqualFold(a, b rune) bool {
+	for r := a; ; {
+		if r == b {
+			return true
+		}
+		if r = unicode.SimpleFold(r); r == a {
+			return false
+		}
+	}
+}
+
+// Page tokens are opaque to callers: base64url of a marker, a format version and the offset of
+// the page's first user. The version leaves room for tokens that carry more, such as an expiry.
+const (
+	skipTokenMarker  = "DSpt"
+	skipTokenVersion = 1
+	skipTokenLen     = len(skipTokenMarker) + 1 + 8
+)
+
+func encodeSkipToken(offset int) string {
+	var b [skipTokenLen]byte
+	copy(b[:], skipTokenMarker)
+	b[len(skipTokenMarker)] = skipTokenVersion
+	binary.BigEndian.PutUint64(b[len(skipTokenMarker)+1:], uint64(offset))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// decodeSkipToken returns the offset a token holds, refusing tokens this Graph did not issue.
+func (g *Graph) decodeSkipToken(token string) (int, *graphError) {
+	invalid := badRequest("Request_BadRequest", "The $skiptoken is invalid. Follow @odata.nextLink exactly as it was sent.")
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) != skipTokenLen || string(b[:len(skipTokenMarker)]) != skipTokenMarker ||
+		b[len(skipTokenMarker)] != skipTokenVersion {
+		return 0, invalid
+	}
+	offset := binary.BigEndian.Uint64(b[len(skipTokenMarker)+1:])
+	if offset > uint64(g.opts.Users) {
+		return 0, invalid
+	}
+	return int(offset), nil
+}
