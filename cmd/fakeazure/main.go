@@ -35,9 +35,9 @@ func main() {
 	}
 }
 
-// run serves the fakes until ctx ends. The fakes read no environment; the unused getenv keeps the
-// signature every command of the project shares.
-func run(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
+// run serves the fakes until ctx ends or, with -handler, plays the Functions host for one
+// invocation of that handler against them. getenv supplies the app settings the host passes on.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("fakeazure", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	users := fs.Int("users", 2500, "number of users in the fake tenant")
@@ -45,6 +45,10 @@ func run(ctx context.Context, args []string, _ func(string) string, stdout, stde
 	graphAddr := fs.String("graph-addr", "127.0.0.1:7172", "loopback `address` of the fake Graph (port 0 picks one)")
 	clientID := fs.String("client-id", "11111111-2222-3333-4444-555555555555", "client ID of the one user-assigned identity")
 	header := fs.String("identity-header", "local-identity-header", "IDENTITY_HEADER value callers must send")
+	var hf hostFlags
+	fs.StringVar(&hf.handler, "handler", "", "play the Functions host: start this handler `binary`, invoke it once, print its logs and response, stop")
+	fs.StringVar(&hf.appRoot, "app-root", ".", "with -handler: the function app's root `folder` (host.json, GraphUsersTimer/)")
+	fs.StringVar(&hf.invocation, "invocation", "testdata/invocations/timer.json", "with -handler: the invocation body `file` to POST")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // the usage is already on stderr
@@ -85,9 +89,28 @@ func run(ctx context.Context, args []string, _ func(string) string, stdout, stde
 		identity.ln.Addr(), fakeazure.AppServicePath, graph.ln.Addr(), *users)
 
 	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errs:
+	if hf.handler != "" {
+		hostCtx, cancel := context.WithCancel(ctx)
+		hosted := make(chan error, 1)
+		go func() {
+			hosted <- playHost(hostCtx, hf, hostEnv{
+				getenv:           getenv,
+				clientID:         *clientID,
+				identityEndpoint: "http://" + identity.ln.Addr().String() + fakeazure.AppServicePath,
+				identityHeader:   *header,
+				graphEndpoint:    "http://" + graph.ln.Addr().String(),
+			}, stdout, stderr)
+		}()
+		select {
+		case serveErr = <-hosted:
+		case serveErr = <-errs:
+		}
+		cancel()
+	} else {
+		select {
+		case <-ctx.Done():
+		case serveErr = <-errs:
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

@@ -1,0 +1,37 @@
+# GraphUsersTimer: build, run locally against the fakes, test, benchmark, package.
+SHELL := /bin/bash
+GO    ?= go
+USERS ?= 2500
+
+.PHONY: all build run fake test lint bench fuzz package clean
+
+all: lint test
+
+## build: the handler at ./handler, where host.json's defaultExecutablePath finds it
+build:
+	$(GO) build -o handler ./cmd/handler
+	$(GO) build -o bin/fakeazure ./cmd/fakeazure
+
+## run: fakes + the real handler + one timer invocation exactly as the host sends it
+run: build
+	bin/fakeazure -users $(USERS) -identity-addr 127.0.0.1:0 -graph-addr 127.0.0.1:0 \
+		-handler ./handler -app-root . -invocation testdata/invocations/timer.json
+
+## fake: the fakes on the fixed ports local.settings.json.example names, until Ctrl-C
+fake: build
+	bin/fakeazure -users $(USERS)
+
+## test: vet, then every test with the race detector
+test:
+	$(GO) vet ./...
+	$(GO) test -race ./...
+
+## lint: formatting and a tidy go.mod
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) mod tidy -diff
+	$(GO) vet ./...
+
+clean:
+	rm -rf handler bin dist

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"graphuserstimer/internal/fakeazure"
+)
+
+// hostFlags say which handler to host and how to invoke it.
+type hostFlags struct {
+	handler, appRoot, invocation string
+}
+
+// hostEnv is what the handler's environment is made of: the app settings
+// passed through, and the fakes' endpoints.
+type hostEnv struct {
+	getenv                                     func(string) string
+	clientID, identityEndpoint, identityHeader string
+	graphEndpoint                              string
+}
+
+// passedSettings are the job's own app settings: set in the environment of
+// `make run`, they reach the handler as they would through the host.
+var passedSettings = []string{
+	"GRAPH_USERS_SELECT", "GRAPH_USERS_FILTER", "GRAPH_USERS_PAGE_SIZE", "GRAPH_USERS_LOG_EACH",
+	"GRAPH_USERS_SCHEDULE", "GRAPH_USERS_RUN_TIMEOUT", "LOG_LEVEL",
+}
+
+// playHost does what the Functions host does for one timer invocation: it
+// starts the handler in the app root with the port and settings in its
+// environment, polls GET / until it answers, POSTs the invocation, prints the
+// response and stops the handler.
+func playHost(ctx context.Context, hf hostFlags, he hostEnv, stdout, stderr io.Writer) error {
+	root, err := filepath.Abs(hf.appRoot)
+	if err != nil {
+		return fmt.Errorf("-app-root: %w", err)
+	}
+	handler, err := filepath.Abs(hf.handler)
+	if err != nil {
+		return fmt.Errorf("-handler: %w", err)
+	}
+	body, err := os.ReadFile(hf.invocation)
+	if err != nil {
+		return fmt.Errorf("-invocation: %w", err)
+	}
+	function, err := functionName(root)
+	if err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+
+	env := []string{
+		"PATH=" + he.getenv("PATH"),
+		"HOME=" + he.getenv("HOME"),
+		"FUNCTIONS_CUSTOMHANDLER_PORT=" + port,
+		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID=" + fmt.Sprint(time.Now().UnixNano()),
+		"FUNCTIONS_APP_ROOT_PATH=" + root,
+		"AZURE_CLIENT_ID=" + he.clientID,
+		"IDENTITY_ENDPOINT=" + he.identityEndpoint,
+		"IDENTITY_HEADER=" + he.identityHeader,
+		"GRAPH_ENDPOINT=" + he.graphEndpoint,
+	}
+	for _, name := range passedSettings {
+		if v := he.getenv(name); v != "" {
+			env = append(env, name+"="+v)
+		}
+	}
+	cmd := exec.Command(handler)
+	cmd.Dir = root
+	cmd.Env = env
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the handler: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer stopHandler(cmd, exited)
+
+	host := fakeazure.Host{URL: "http://127.0.0.1:" + port}
+	ready := make(chan error, 1)
+	go func() { ready <- host.WaitReady(ctx) }()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return err
+		}
+	case err := <-exited:
+		exited <- err
+		return fmt.Errorf("the handler exited before it answered GET /: %v", err)
+	}
+
+	inv, err := host.Invoke(ctx, function, body)
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, inv.Body, "", "  ") != nil {
+		pretty.Reset()
+		pretty.Write(inv.Body)
+	}
+	fmt.Fprintf(stdout, "POST /%s -> %d %s\n%s\n", function, inv.Status, inv.Header.Get("Content-Type"), strings.TrimSpace(pretty.String()))
+	if inv.Status != 200 {
+		return fmt.Errorf("the invocation failed with status %d", inv.Status)
+	}
+	return nil
+}
+
+// stopHandler asks the handler to stop, and kills it if it does not.
+func stopHandler(cmd *exec.Cmd, exited chan error) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// functionName is the name of the app's one function: its folder's.
+func functionName(root string) (string, error) {
+	paths, err := filepath.Glob(filepath.Join(root, "*", "function.json"))
+	if err != nil || len(paths) != 1 {
+		return "", fmt.Errorf("-app-root %s: want exactly one <function>/function.json, found %d", root, len(paths))
+	}
+	return filepath.Base(filepath.Dir(paths[0])), nil
+}
+
+// freePort asks the kernel for a free loopback port, as the host does.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	if port == 0 {
+		return "", errors.New("find a free port: got port 0")
+	}
+	return strconv.Itoa(port), nil
+}

@@ -1,0 +1,138 @@
+// Package functions speaks the Azure Functions custom handler protocol: it
+// decodes the host's invocation requests, encodes the responses, and serves
+// them over HTTP.
+package functions
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Invocation is the body the host POSTs to /<FunctionName> for one trigger.
+type Invocation struct {
+	// Data holds each input binding's value by binding name.
+	Data map[string]json.RawMessage `json:"Data"`
+	// Metadata holds the trigger metadata and the host's sys values.
+	Metadata Metadata `json:"Metadata"`
+}
+
+// Metadata is the invocation's metadata. Fields the host adds over time are
+// ignored.
+type Metadata struct {
+	Sys          Sys           `json:"sys"`
+	RetryContext *RetryContext `json:"RetryContext"`
+}
+
+// Sys is the host's own metadata for an invocation.
+type Sys struct {
+	MethodName string `json:"MethodName"`
+	UtcNow     Time   `json:"UtcNow"`
+	RandGuid   string `json:"RandGuid"`
+}
+
+// RetryContext appears when the function has a retry policy.
+type RetryContext struct {
+	RetryCount    int             `json:"RetryCount"`
+	MaxRetryCount int             `json:"MaxRetryCount"`
+	Exception     json.RawMessage `json:"Exception"`
+}
+
+// Timer is the timer trigger's binding value.
+type Timer struct {
+	Schedule struct {
+		AdjustForDST bool `json:"AdjustForDST"`
+	} `json:"Schedule"`
+	// ScheduleStatus is nil when the host's schedule monitor is off.
+	ScheduleStatus *ScheduleStatus `json:"ScheduleStatus"`
+	// IsPastDue says the invocation is later than scheduled, such as after a
+	// restart.
+	IsPastDue bool `json:"IsPastDue"`
+}
+
+// ScheduleStatus is what the host's schedule monitor remembers.
+type ScheduleStatus struct {
+	Last        Time `json:"Last"`
+	Next        Time `json:"Next"`
+	LastUpdated Time `json:"LastUpdated"`
+}
+
+// DecodeInvocation decodes an invocation body. Only a body that is not a
+// JSON object is an error; fields it does not know are ignored.
+func DecodeInvocation(body []byte) (Invocation, error) {
+	var inv Invocation
+	if err := json.Unmarshal(body, &inv); err != nil {
+		return Invocation{}, fmt.Errorf("decode invocation: %w", err)
+	}
+	return inv, nil
+}
+
+// Timer returns the timer binding named binding. A missing or unreadable
+// timer yields the zero Timer and false: a timer field never fails a run.
+func (inv Invocation) Timer(binding string) (Timer, bool) {
+	raw, ok := inv.Data[binding]
+	if !ok {
+		for name, v := range inv.Data {
+			if strings.EqualFold(name, binding) {
+				raw, ok = v, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return Timer{}, false
+	}
+	// Some host versions send a binding value as a JSON string holding JSON.
+	if s := bytes.TrimSpace(raw); len(s) > 0 && s[0] == '"' {
+		var inner string
+		if json.Unmarshal(s, &inner) != nil {
+			return Timer{}, false
+		}
+		raw = json.RawMessage(inner)
+	}
+	var t Timer
+	if json.Unmarshal(raw, &t) != nil {
+		return Timer{}, false
+	}
+	return t, true
+}
+
+// Time is a .NET-serialized timestamp read tolerantly: with an offset or Z,
+// or with neither (taken as UTC), up to 7 fractional digits. Anything else,
+// null included, reads as the zero time and never as an error.
+type Time struct{ time.Time }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	t.Time = time.Time{}
+	var s string
+	if json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.9999999"} {
+		if v, err := time.Parse(layout, s); err == nil {
+			if v.Year() > 1 {
+				t.Time = v.UTC()
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// Response is the body the handler answers an invocation with.
+type Response struct {
+	Outputs     map[string]any `json:"Outputs"`
+	Logs        []string       `json:"Logs"`
+	ReturnValue any            `json:"ReturnValue"`
+}
+
+// NewResponse returns a response carrying logs and no outputs.
+func NewResponse(logs ...string) Response {
+	if logs == nil {
+		logs = []string{}
+	}
+	return Response{Outputs: map[string]any{}, Logs: logs}
+}

@@ -1,0 +1,112 @@
+// Package graph is a small Microsoft Graph client on an azcore pipeline: the
+// bearer-token policy authenticates, the client retries, and pages of users
+// are decoded from the response stream.
+package graph
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+)
+
+const (
+	module  = "graphuserstimer"
+	version = "v0.1.0"
+)
+
+// ClientOptions configures a Client. The zero value is ready for Azure.
+type ClientOptions struct {
+	// Transport sends the HTTP requests; nil means azcore's default.
+	Transport policy.Transporter
+	// MaxRetries bounds the retries of one request or page: 6 when zero,
+	// none when negative.
+	MaxRetries int
+	// RetryDelay is the first backoff when the response names no wait; it
+	// doubles each retry. 500 ms when zero.
+	RetryDelay time.Duration
+	// MaxRetryDelay caps each wait. A Retry-After over it is not waited for
+	// and fails the request. 60 s when zero.
+	MaxRetryDelay time.Duration
+}
+
+// Client sends requests to one Graph endpoint, with a token for that
+// endpoint's resource. It is safe for concurrent use; build it once, as its
+// credential's token cache lives in it.
+type Client struct {
+	endpoint *url.URL
+	pl       runtime.Pipeline
+	retry    retryPolicy
+}
+
+// NewClient returns a Client for the Graph root endpoint (such as
+// https://graph.microsoft.com) that authenticates with cred, asking for the
+// single scope <endpoint>/.default.
+func NewClient(endpoint *url.URL, cred azcore.TokenCredential, o *ClientOptions) (*Client, error) {
+	if o == nil {
+		o = &ClientOptions{}
+	}
+	if endpoint == nil || endpoint.Host == "" {
+		return nil, fmt.Errorf("graph endpoint %v is not an absolute URL", endpoint)
+	}
+	root := &url.URL{Scheme: endpoint.Scheme, Host: endpoint.Host}
+	bearer := runtime.NewBearerTokenPolicy(tokenCredential{cred}, []string{Scope(root)}, &policy.BearerTokenOptions{
+		// Plain http only reaches loopback fakes: config refuses any other.
+		InsecureAllowCredentialWithHTTP: root.Scheme == "http",
+	})
+	pl := runtime.NewPipeline(module, version, runtime.PipelineOptions{
+		PerRetry: []policy.Policy{bearer},
+	}, &policy.ClientOptions{
+		Transport: o.Transport,
+		Telemetry: policy.TelemetryOptions{ApplicationID: "GraphUsersTimer"},
+		// The client retries itself: it reads fractional Retry-After values
+		// and re-fetches pages whose body breaks off, which azcore does not.
+		Retry: policy.RetryOptions{MaxRetries: -1},
+	})
+	return &Client{endpoint: root, pl: pl, retry: newRetryPolicy(o)}, nil
+}
+
+// Scope is the token scope for a Graph root endpoint.
+func Scope(endpoint *url.URL) string {
+	return endpoint.Scheme + "://" + endpoint.Host + "/.default"
+}
+
+// Endpoint returns the Graph root the client talks to.
+func (c *Client) Endpoint() *url.URL {
+	u := *c.endpoint
+	return &u
+}
+
+// checkOrigin refuses a URL on any other scheme or host than the endpoint's,
+// so the bearer token never leaves for a host a response named.
+func (c *Client) checkOrigin(u *url.URL) error {
+	if !strings.EqualFold(u.Scheme, c.endpoint.Scheme) || !strings.EqualFold(u.Host, c.endpoint.Host) {
+		return fmt.Errorf("refusing to send the token to %s://%s: Graph links must stay on %s (GRAPH_ENDPOINT)", u.Scheme, u.Host, c.endpoint)
+	}
+	return nil
+}
+
+// send sends one GET through the pipeline and hands back the live response
+// stream, which the caller must close.
+func (c *Client) send(ctx context.Context, rawURL string) (*http.Response, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse %q: %w", rawURL, err)
+	}
+	if err := c.checkOrigin(u); err != nil {
+		return nil, err
+	}
+	req, err := runtime.NewRequest(ctx, http.MethodGet, rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Raw().Header.Set("Accept", "application/json")
+	runtime.SkipBodyDownload(req)
+	return c.pl.Do(req)
+}

@@ -1,0 +1,155 @@
+// Package joblog writes the job's log lines in the shape the Functions host
+// reads: JSON lines, debug and info on stdout, warnings and errors on stderr
+// (the host files stderr lines as errors, or as warnings when they contain
+// "warn", which the lower-case level makes sure of).
+package joblog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Output is the job's two log streams.
+type Output struct {
+	stdout *syncWriter
+	level  slog.Leveler
+	logger *slog.Logger
+}
+
+// New returns an Output that writes records at level and above.
+func New(stdout, stderr io.Writer, level slog.Leveler) *Output {
+	out := &syncWriter{w: stdout}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: lowerLevel}
+	h := splitHandler{
+		out: slog.NewJSONHandler(out, opts),
+		err: slog.NewJSONHandler(&syncWriter{w: stderr}, opts),
+	}
+	return &Output{stdout: out, level: level, logger: slog.New(h)}
+}
+
+// Logger returns the structured logger over both streams.
+func (o *Output) Logger() *slog.Logger { return o.logger }
+
+// lowerLevel writes levels in lower case: "info", "warn", "error".
+func lowerLevel(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.LevelKey {
+		if l, ok := a.Value.Any().(slog.Level); ok {
+			return slog.String(slog.LevelKey, string(bytes.ToLower([]byte(l.String()))))
+		}
+	}
+	return a
+}
+
+// splitHandler sends warnings and errors to one handler, the rest to another.
+type splitHandler struct{ out, err slog.Handler }
+
+func (h splitHandler) pick(l slog.Level) slog.Handler {
+	if l >= slog.LevelWarn {
+		return h.err
+	}
+	return h.out
+}
+
+func (h splitHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.pick(l).Enabled(ctx, l)
+}
+
+func (h splitHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.pick(r.Level).Handle(ctx, r)
+}
+
+func (h splitHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return splitHandler{out: h.out.WithAttrs(as), err: h.err.WithAttrs(as)}
+}
+
+func (h splitHandler) WithGroup(name string) slog.Handler {
+	return splitHandler{out: h.out.WithGroup(name), err: h.err.WithGroup(name)}
+}
+
+// syncWriter makes each Write whole: lines from different writers never
+// interleave.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// Objects returns a writer of info lines that carry a JSON object's members
+// at the top level, after time, level and msg: {"time":..,"msg":"user","id":..}.
+// It returns nil when info lines are not logged.
+func (o *Output) Objects(msg string) *ObjectWriter {
+	if !o.logger.Enabled(context.Background(), slog.LevelInfo) {
+		return nil
+	}
+	head, _ := json.Marshal(msg)
+	return &ObjectWriter{w: o.stdout, msg: head}
+}
+
+// flushAt is how many bytes of lines an ObjectWriter gathers before writing.
+const flushAt = 64 << 10
+
+// ObjectWriter writes one log line per JSON object, passing the object's
+// bytes through rather than decoding and encoding them again. Lines are
+// gathered and written whole; call Flush at the end. It is not safe for
+// concurrent use.
+type ObjectWriter struct {
+	w   io.Writer
+	msg []byte
+	buf []byte
+	err error
+}
+
+// Write adds one line for obj, which must be a valid JSON object.
+func (ow *ObjectWriter) Write(obj []byte) error {
+	if ow.err != nil {
+		return ow.err
+	}
+	if len(obj) < 2 || obj[0] != '{' {
+		return fmt.Errorf("log line: %.40q is not a JSON object", obj)
+	}
+	if bytes.ContainsAny(obj, "\r\n") {
+		// Whitespace between tokens is all a newline can be in valid JSON:
+		// compact it away so the line stays one line.
+		var c bytes.Buffer
+		if err := json.Compact(&c, obj); err != nil {
+			return fmt.Errorf("log line: %w", err)
+		}
+		obj = c.Bytes()
+	}
+	b := append(ow.buf, `{"time":"`...)
+	b = time.Now().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"info","msg":`...)
+	b = append(b, ow.msg...)
+	inner := bytes.TrimLeft(obj[1:], " \t")
+	if len(inner) > 0 && inner[0] != '}' {
+		b = append(b, ',')
+	}
+	b = append(b, inner...)
+	b = append(b, '\n')
+	ow.buf = b
+	if len(b) >= flushAt {
+		return ow.Flush()
+	}
+	return nil
+}
+
+// Flush writes the gathered lines.
+func (ow *ObjectWriter) Flush() error {
+	if ow.err != nil || len(ow.buf) == 0 {
+		return ow.err
+	}
+	_, ow.err = ow.w.Write(ow.buf)
+	ow.buf = ow.buf[:0]
+	return ow.err
+}

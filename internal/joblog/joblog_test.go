@@ -1,0 +1,111 @@
+package joblog
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func lines(t *testing.T, b *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m), "line %q", l)
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestInfoGoesToStdoutAndWarningsToStderr(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	log := New(&stdout, &stderr, slog.LevelDebug).Logger()
+	log.Debug("d")
+	log.Info("i", "n", 1)
+	log.Warn("w")
+	log.Error("e")
+
+	out := lines(t, &stdout)
+	require.Len(t, out, 2)
+	assert.Equal(t, []any{"debug", "info"}, []any{out[0]["level"], out[1]["level"]})
+	errs := lines(t, &stderr)
+	require.Len(t, errs, 2)
+	assert.Equal(t, []any{"warn", "error"}, []any{errs[0]["level"], errs[1]["level"]})
+	assert.Contains(t, strings.Split(stderr.String(), "\n")[0], "warn", "the host files a stderr line as a warning when it says warn")
+}
+
+func TestLevelHidesWhatIsBelowIt(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	out := New(&stdout, &stderr, slog.LevelWarn)
+	out.Logger().Info("hidden")
+	out.Logger().Warn("shown")
+	assert.Empty(t, stdout.String())
+	assert.Nil(t, out.Objects("user"), "no object lines when info is hidden")
+	assert.Len(t, lines(t, &stderr), 1)
+}
+
+func TestObjectWriterSplicesTheObjectIntoTheLine(t *testing.T) {
+	var stdout bytes.Buffer
+	ow := New(&stdout, &bytes.Buffer{}, slog.LevelInfo).Objects("user")
+	require.NoError(t, ow.Write([]byte(`{"id":"1","displayName":"Zo\u00eb \"Z\"","n":[1,{"a":null}]}`)))
+	require.NoError(t, ow.Write([]byte("{\n  \"id\" : \"2\",\r\n  \"mail\": null\n}")))
+	require.NoError(t, ow.Write([]byte(`{}`)))
+	require.NoError(t, ow.Write([]byte(`{ }`)))
+	assert.Empty(t, stdout.String(), "lines are gathered until Flush")
+	require.NoError(t, ow.Flush())
+
+	got := lines(t, &stdout)
+	require.Len(t, got, 4, "one line per object, newlines inside compacted away")
+	for _, l := range got {
+		assert.Equal(t, "user", l["msg"])
+		assert.Equal(t, "info", l["level"])
+		assert.NotEmpty(t, l["time"])
+	}
+	assert.Equal(t, `Zoë "Z"`, got[0]["displayName"])
+	assert.Equal(t, []any{1.0, map[string]any{"a": nil}}, got[0]["n"])
+	assert.Equal(t, "2", got[1]["id"])
+	assert.Contains(t, got[1], "mail")
+	assert.Len(t, got[2], 3)
+	assert.Len(t, got[3], 3)
+}
+
+func TestObjectWriterRefusesWhatIsNotAnObject(t *testing.T) {
+	ow := New(&bytes.Buffer{}, &bytes.Buffer{}, slog.LevelInfo).Objects("user")
+	for _, bad := range []string{``, `[]`, `"x"`, `{`} {
+		assert.Error(t, ow.Write([]byte(bad)), bad)
+	}
+}
+
+func TestObjectWriterWritesLargeBatchesWhole(t *testing.T) {
+	w := &countingWriter{}
+	ow := New(w, &bytes.Buffer{}, slog.LevelInfo).Objects("user")
+	obj := []byte(`{"id":"` + strings.Repeat("x", 1000) + `"}`)
+	for range 200 {
+		require.NoError(t, ow.Write(obj))
+	}
+	require.NoError(t, ow.Flush())
+	assert.Greater(t, w.writes, 1, "a large batch is written before the end")
+	assert.Less(t, w.writes, 10, "lines are batched, not written one by one")
+	for _, p := range w.chunks {
+		assert.True(t, strings.HasSuffix(p, "\n"), "every write ends at a line's end")
+	}
+}
+
+type countingWriter struct {
+	writes int
+	chunks []string
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	c.chunks = append(c.chunks, string(p))
+	return len(p), nil
+}

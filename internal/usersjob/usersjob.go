@@ -1,0 +1,118 @@
+// Package usersjob is one run of the job: list every user of the tenant
+// through Graph, log each one, and sum up.
+package usersjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"graphuserstimer/internal/graph"
+	"graphuserstimer/internal/joblog"
+)
+
+// Options configures a Job.
+type Options struct {
+	// Query says which users to list and their page size.
+	Query graph.Query
+	// LogEach gives every user a log line of its own.
+	LogEach bool
+	// ClientID names the managed identity in error messages.
+	ClientID string
+}
+
+// Job lists the tenant's users. It is built once at start-up and reused by
+// every invocation, so the client's token cache outlives a run.
+type Job struct {
+	client *graph.Client
+	out    *joblog.Output
+	log    *slog.Logger
+	opts   Options
+}
+
+// New returns a Job that lists users through client and logs to out.
+func New(client *graph.Client, out *joblog.Output, opts Options) *Job {
+	return &Job{client: client, out: out, log: out.Logger(), opts: opts}
+}
+
+// Run lists every user once. It returns the lines for the invocation
+// response: the warnings and a summary; on failure, how far it got.
+func (j *Job) Run(ctx context.Context) ([]string, error) {
+	start := time.Now()
+	var (
+		mu   sync.Mutex
+		logs []string
+	)
+	sink := graph.Sink{
+		User: func([]byte) error { return nil },
+		Warn: func(msg string) {
+			j.log.Warn(msg)
+			mu.Lock()
+			logs = append(logs, msg)
+			mu.Unlock()
+		},
+	}
+	var users *joblog.ObjectWriter
+	if j.opts.LogEach {
+		users = j.out.Objects("user")
+	}
+	if users != nil {
+		sink.User = users.Write
+		sink.Page = func(graph.Stats) { _ = users.Flush() }
+	}
+
+	st, err := j.client.ListUsers(ctx, j.opts.Query, sink)
+	if users != nil {
+		if ferr := users.Flush(); err == nil && ferr != nil {
+			err = fmt.Errorf("write user lines: %w", ferr)
+		}
+	}
+	elapsed := time.Since(start)
+	if err != nil {
+		return logs, fmt.Errorf("stopped after %s in %s (%d retries, %d throttled): %w",
+			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.explain(err))
+	}
+	j.log.Info("users listed",
+		"users", st.Users,
+		"pages", st.Pages,
+		"duration_ms", elapsed.Milliseconds(),
+		"retries", st.Retries,
+		"throttled", st.Throttled,
+		"restarts", st.Restarts,
+	)
+	return append(logs, fmt.Sprintf("Listed %s in %s (%d retries, %d throttled responses, %d restarts).",
+		progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, st.Restarts)), nil
+}
+
+// progress says how many users on how many pages.
+func progress(st graph.Stats) string {
+	return plural(st.Users, "user") + " on " + plural(st.Pages, "page")
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// explain adds what to do next to a token failure; Graph's own errors carry
+// their hints already.
+func (j *Job) explain(err error) error {
+	te, ok := errors.AsType[*graph.TokenError](err)
+	if !ok {
+		return err
+	}
+	if afe, ok := errors.AsType[*azidentity.AuthenticationFailedError](te); ok && afe.RawResponse != nil &&
+		afe.RawResponse.StatusCode == http.StatusBadRequest {
+		return fmt.Errorf("%w: the managed identity with client ID %s is not assigned to this Function App: "+
+			"assign it (README, \"Deploy\") or set AZURE_CLIENT_ID to the client ID of one that is", err, j.opts.ClientID)
+	}
+	return fmt.Errorf("%w: check that the Function App has a managed identity and that AZURE_CLIENT_ID (%s) is its client ID", err, j.opts.ClientID)
+}
