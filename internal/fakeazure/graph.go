@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -28,6 +29,48 @@ const (
 type GraphOptions struct {
 	Users int    // tenant size
 	Token string // the only bearer token accepted
+	// Fault, when set, is asked before each authorized, well-formed
+	// /v1.0/users request what to do to its response. Nil serves every page
+	// as Graph does.
+	Fault func(PageRequest) Fault
+}
+
+// PageRequest identifies one request for a page.
+type PageRequest struct {
+	// Page is the page's index in an unfiltered listing: its first user's
+	// offset divided by $top.
+	Page int
+	// Offset is the index of the page's first user.
+	Offset int
+	// Attempt counts the requests for this page so far, from 1: a retry or
+	// a restarted listing asks again.
+	Attempt int
+}
+
+// Fault is what the fake Graph does to one response. The zero Fault serves
+// the page as it is.
+type Fault struct {
+	// Status, when not zero, answers with this status and Graph's error
+	// shape instead of the page.
+	Status int
+	// Code and Message go into the error body with Status.
+	Code, Message string
+	// Header is added to the response, such as Retry-After.
+	Header http.Header
+	// Cut ends the page's body early, the connection closed mid-body, just
+	// after CutAfterUsers whole users, inside the next one.
+	Cut           bool
+	CutAfterUsers int
+	// Garbage answers 200 with a body that is not JSON.
+	Garbage bool
+	// NextLink, when set, replaces the page's @odata.nextLink.
+	NextLink string
+	// LinkAfterValue writes @odata.nextLink after value, as OData allows.
+	LinkAfterValue bool
+	// Delay waits this long before the response's first byte.
+	Delay time.Duration
+	// BytesPerSecond, when positive, paces the body to this rate.
+	BytesPerSecond int
 }
 
 // Graph fakes Microsoft Graph's GET /v1.0/users over a tenant of synthetic users (see UserID and
@@ -36,6 +79,9 @@ type GraphOptions struct {
 type Graph struct {
 	opts     GraphOptions
 	requests atomic.Int64
+
+	mu       sync.Mutex
+	attempts map[int]int // requests so far by page offset, when opts.Fault is set
 }
 
 // NewGraph returns a Graph serving o.Users users to callers bearing o.Token.
@@ -72,7 +118,37 @@ func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeGraphError(w, ids, e)
 		return
 	}
-	g.writePage(w, baseURL(r), q)
+	if g.opts.Fault == nil {
+		g.writePage(w, baseURL(r), q, Fault{})
+		return
+	}
+	f := g.opts.Fault(g.pageRequest(q))
+	for k, vs := range f.Header {
+		w.Header()[k] = vs
+	}
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if f.Status != 0 {
+		writeGraphError(w, ids, &graphError{f.Status, f.Code, f.Message})
+		return
+	}
+	g.writePage(w, baseURL(r), q, f)
+}
+
+// pageRequest counts a request for the page q asks for.
+func (g *Graph) pageRequest(q listQuery) PageRequest {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.attempts == nil {
+		g.attempts = map[int]int{}
+	}
+	g.attempts[q.offset]++
+	return PageRequest{Page: q.offset / q.top, Offset: q.offset, Attempt: g.attempts[q.offset]}
 }
 
 // authorize checks the bearer token without ever repeating it.
@@ -91,19 +167,70 @@ func (g *Graph) authorize(header string) *graphError {
 // pagePool recycles page buffers: a page of 999 users is about half a megabyte.
 var pagePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// writePage renders the page q asks for and writes it: the one place a page is answered.
-func (g *Graph) writePage(w http.ResponseWriter, base string, q listQuery) {
+// writePage renders the page q asks for and writes it, as f says: the one
+// place a page is answered.
+func (g *Graph) writePage(w http.ResponseWriter, base string, q listQuery, f Fault) {
 	buf := pagePool.Get().(*[]byte)
-	body := g.renderPage((*buf)[:0], base, q)
-	writeBody(w, http.StatusOK, pageContentType, body)
+	defer pagePool.Put(buf)
+	var ends []int
+	var endsp *[]int // where each user's JSON ends, to know where to cut
+	if f.Cut {
+		endsp = &ends
+	}
+	body := g.renderPage((*buf)[:0], base, q, f, endsp)
 	*buf = body
-	pagePool.Put(buf)
+	if f.Garbage {
+		body = []byte("<html><body>502 Bad Gateway</body></html>")
+	}
+	if f.Cut {
+		// The whole length is announced and part of it sent: the client sees
+		// the connection close mid-body.
+		cut := min(24, len(body)-1)
+		if f.CutAfterUsers > 0 && f.CutAfterUsers <= len(ends) {
+			cut = min(ends[f.CutAfterUsers-1]+12, len(body)-1)
+		}
+		w.Header().Set("Content-Type", pageContentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body[:cut])
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+		panic(http.ErrAbortHandler)
+	}
+	if f.BytesPerSecond > 0 {
+		writePaced(w, body, f.BytesPerSecond)
+		return
+	}
+	writeBody(w, http.StatusOK, pageContentType, body)
+}
+
+// writePaced writes body at about bytesPerSecond, in 10 ms slices.
+func writePaced(w http.ResponseWriter, body []byte, bytesPerSecond int) {
+	w.Header().Set("Content-Type", pageContentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	const slice = 10 * time.Millisecond
+	chunk := max(1, bytesPerSecond/int(time.Second/slice))
+	start := time.Now()
+	for sent := 0; sent < len(body); {
+		n := min(chunk, len(body)-sent)
+		if _, err := w.Write(body[sent : sent+n]); err != nil {
+			return
+		}
+		sent += n
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+		due := start.Add(time.Duration(float64(sent) / float64(bytesPerSecond) * float64(time.Second)))
+		time.Sleep(time.Until(due))
+	}
 }
 
 // renderPage appends the body of the page that starts at user q.offset: up to q.top users that
 // match q.filter, with only q.props. Like Graph, it writes @odata.nextLink before value, so it
 // first finds where the page ends and where the next one starts.
-func (g *Graph) renderPage(dst []byte, base string, q listQuery) []byte {
+func (g *Graph) renderPage(dst []byte, base string, q listQuery, f Fault, ends *[]int) []byte {
 	end := q.offset
 	for found := 0; end < g.opts.Users && found < q.top; end++ {
 		if q.filter.matches(end) {
@@ -121,9 +248,13 @@ func (g *Graph) renderPage(dst []byte, base string, q listQuery) []byte {
 		metadata += "(" + q.selectList + ")"
 	}
 	dst = appendJSONString(dst, metadata)
-	if next < g.opts.Users {
+	link := f.NextLink
+	if link == "" && next < g.opts.Users {
+		link = q.nextLink(base, next)
+	}
+	if link != "" && !f.LinkAfterValue {
 		dst = append(dst, `,"@odata.nextLink":`...)
-		dst = appendJSONString(dst, q.nextLink(base, next))
+		dst = appendJSONString(dst, link)
 	}
 	dst = append(dst, `,"value":[`...)
 	first := true
@@ -136,8 +267,16 @@ func (g *Graph) renderPage(dst []byte, base string, q listQuery) []byte {
 		}
 		first = false
 		dst = appendUser(dst, i, q.props)
+		if ends != nil {
+			*ends = append(*ends, len(dst))
+		}
 	}
-	return append(dst, "]}"...)
+	dst = append(dst, ']')
+	if link != "" && f.LinkAfterValue {
+		dst = append(dst, `,"@odata.nextLink":`...)
+		dst = appendJSONString(dst, link)
+	}
+	return append(dst, '}')
 }
 
 // baseURL is the scheme and host the caller used, which Graph's links are built from.
