@@ -48,6 +48,14 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
+	functionTimeout, err := functions.FunctionTimeout(root)
+	if err != nil {
+		return err
+	}
+	deadline, err := cfg.RunDeadline(functionTimeout)
+	if err != nil {
+		return err
+	}
 	out := joblog.New(stdout, stderr, cfg.LogLevel)
 	log := out.Logger()
 
@@ -68,6 +76,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		Query:    graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize},
 		LogEach:  cfg.LogEach,
 		ClientID: cfg.ClientID,
+		Deadline: deadline,
 	})
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)))
@@ -84,6 +93,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		"graph", cfg.GraphEndpoint.String(),
 		"client_id", cfg.ClientID,
 		"identity_source", identitySource(getenv),
+		"run_deadline", deadline.String(),
 	)
 
 	served := make(chan error, 1)

@@ -72,9 +72,15 @@ type azure struct {
 
 func newAzure(t *testing.T, users int) *azure {
 	t.Helper()
+	return newFaultyAzure(t, users, nil)
+}
+
+// newFaultyAzure is newAzure with a fake Graph that does what fault says.
+func newFaultyAzure(t *testing.T, users int, fault func(fakeazure.PageRequest) fakeazure.Fault) *azure {
+	t.Helper()
 	a := &azure{clientID: randomGUID(t), header: "hdr-" + randomGUID(t), token: "tok-" + randomGUID(t)}
 	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token})
-	a.graph = fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: a.token})
+	a.graph = fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: a.token, Fault: fault})
 	is := httptest.NewServer(a.identity)
 	t.Cleanup(is.Close)
 	gs := httptest.NewServer(a.graph)

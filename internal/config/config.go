@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Setting names, as they appear in the Function App's application settings.
@@ -23,6 +24,7 @@ const (
 	UsersTop     = "GRAPH_USERS_PAGE_SIZE"
 	UsersLogEach = "GRAPH_USERS_LOG_EACH"
 	Schedule     = "GRAPH_USERS_SCHEDULE"
+	RunTimeout   = "GRAPH_USERS_RUN_TIMEOUT"
 	LogLevel     = "LOG_LEVEL"
 )
 
@@ -55,14 +57,11 @@ type Config struct {
 	// Schedule is the timer's NCRONTAB expression or TimeSpan; the host reads
 	// it through function.json, the handler only checks it.
 	Schedule string
+	// RunTimeout, when not zero, bounds one run, overriding the bound taken
+	// from host.json's functionTimeout.
+	RunTimeout time.Duration
 	// LogLevel is the lowest level logged.
 	LogLevel slog.Level
-}
-
-// GraphScope is the one token scope the job asks for: the Graph endpoint's
-// resource with "/.default".
-func (c Config) GraphScope() string {
-	return c.GraphEndpoint.String() + "/.default"
 }
 
 // Load reads every setting through getenv and validates it. Its error names
@@ -142,6 +141,14 @@ func Load(getenv func(string) string) (Config, error) {
 		c.Schedule = v
 	}
 
+	if v := get(RunTimeout); v != "" {
+		d, err := ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad(RunTimeout, "%q is not a positive duration such as 4m30s or 00:04:30", v)
+		}
+		c.RunTimeout = d
+	}
+
 	if v := get(LogLevel); v != "" {
 		l, ok := levels[strings.ToLower(v)]
 		if !ok {
@@ -159,7 +166,7 @@ func Load(getenv func(string) string) (Config, error) {
 var (
 	guid     = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	property = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	timeSpan = regexp.MustCompile(`^(\d+\.)?\d{1,2}:\d{2}(:\d{2})?$`)
+	timeSpan = regexp.MustCompile(`^(\d+\.)?(\d{1,2}):(\d{2})(:\d{2})?$`)
 	levels   = map[string]slog.Level{
 		"debug": slog.LevelDebug, "info": slog.LevelInfo,
 		"warn": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError,
@@ -221,4 +228,63 @@ func parseSelect(s string) ([]string, error) {
 // NCRONTAB expression or a TimeSpan such as 01:00:00.
 func validSchedule(s string) bool {
 	return len(strings.Fields(s)) == 6 || timeSpan.MatchString(s)
+}
+
+// ParseDuration reads a duration written the Go way ("4m30s") or as a .NET
+// TimeSpan ("00:04:30", "1.00:00:00"), as host.json writes functionTimeout.
+func ParseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	m := timeSpan.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is neither a Go duration nor a TimeSpan", s)
+	}
+	var days, h, min, sec int
+	if m[1] != "" {
+		days, _ = strconv.Atoi(strings.TrimSuffix(m[1], "."))
+	}
+	h, _ = strconv.Atoi(m[2])
+	min, _ = strconv.Atoi(m[3])
+	if m[4] != "" {
+		sec, _ = strconv.Atoi(m[4][1:])
+	}
+	if h > 23 || min > 59 || sec > 59 {
+		return 0, fmt.Errorf("%q is not a TimeSpan: hours, minutes or seconds out of range", s)
+	}
+	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour +
+		time.Duration(min)*time.Minute + time.Duration(sec)*time.Second, nil
+}
+
+// DefaultFunctionTimeout is the host's functionTimeout when host.json sets
+// none, on the plan where it is smallest (Consumption).
+const DefaultFunctionTimeout = 5 * time.Minute
+
+// RunMargin is how long before the host's functionTimeout a run stops, so
+// that it can say how far it got before the host kills the process.
+const RunMargin = 30 * time.Second
+
+// RunDeadline is how long one run may take: RunTimeout when set; otherwise
+// functionTimeout, as host.json writes it, less RunMargin ("" means the
+// default, "-1" no limit, which returns 0).
+func (c Config) RunDeadline(functionTimeout string) (time.Duration, error) {
+	if c.RunTimeout > 0 {
+		return c.RunTimeout, nil
+	}
+	ft := DefaultFunctionTimeout
+	switch strings.TrimSpace(functionTimeout) {
+	case "":
+	case "-1":
+		return 0, nil
+	default:
+		d, err := ParseDuration(functionTimeout)
+		if err != nil || d <= 0 {
+			return 0, fmt.Errorf("host.json functionTimeout %q: want a TimeSpan such as 00:10:00, or -1", functionTimeout)
+		}
+		ft = d
+	}
+	if ft <= 2*RunMargin {
+		return ft / 2, nil
+	}
+	return ft - RunMargin, nil
 }

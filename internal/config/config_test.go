@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,7 +23,6 @@ func TestLoadAppliesDefaults(t *testing.T) {
 	assert.Equal(t, 8080, c.Port)
 	assert.Equal(t, testClientID, c.ClientID)
 	assert.Equal(t, "https://graph.microsoft.com", c.GraphEndpoint.String())
-	assert.Equal(t, "https://graph.microsoft.com/.default", c.GraphScope())
 	assert.Equal(t, []string{"id", "displayName", "userPrincipalName", "mail"}, c.Select)
 	assert.Empty(t, c.Filter)
 	assert.Equal(t, 999, c.PageSize)
@@ -47,7 +47,7 @@ func TestLoadReadsEverySetting(t *testing.T) {
 
 	assert.Equal(t, 40123, c.Port)
 	assert.Equal(t, testClientID, c.ClientID, "client IDs are compared in lower case")
-	assert.Equal(t, "https://graph.microsoft.us/.default", c.GraphScope())
+	assert.Equal(t, "https://graph.microsoft.us", c.GraphEndpoint.String(), "the trailing slash goes")
 	assert.Equal(t, []string{"id", "displayName", "jobTitle"}, c.Select, "id comes first and duplicates go")
 	assert.Equal(t, "startswith(displayName,'A')", c.Filter)
 	assert.Equal(t, 250, c.PageSize)
@@ -60,7 +60,7 @@ func TestLoadAcceptsLoopbackHTTPForLocalFakes(t *testing.T) {
 	for _, endpoint := range []string{"http://127.0.0.1:7172", "http://localhost:7172", "http://[::1]:7172", "http://127.0.0.2"} {
 		c, err := Load(env(map[string]string{ClientID: testClientID, GraphURL: endpoint}))
 		require.NoError(t, err, endpoint)
-		assert.Equal(t, endpoint+"/.default", c.GraphScope())
+		assert.Equal(t, endpoint, c.GraphEndpoint.String())
 	}
 }
 
@@ -87,6 +87,8 @@ func TestLoadRejectsEachBadSettingByName(t *testing.T) {
 		{"a log switch that is not boolean", UsersLogEach, "sometimes", "not true or false"},
 		{"a 5-field cron schedule", Schedule, "0 * * * *", "6-field NCRONTAB"},
 		{"an unknown log level", LogLevel, "verbose", "debug, info, warn, error"},
+		{"a run timeout that is not a duration", RunTimeout, "soon", "positive duration"},
+		{"a negative run timeout", RunTimeout, "-5m", "positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,4 +120,57 @@ func TestLoadAcceptsTimeSpanSchedules(t *testing.T) {
 	c, err := Load(env(map[string]string{ClientID: testClientID, Schedule: "01:00:00"}))
 	require.NoError(t, err)
 	assert.Equal(t, "01:00:00", c.Schedule)
+}
+
+func TestParseDurationReadsGoAndTimeSpanForms(t *testing.T) {
+	tests := map[string]time.Duration{
+		"4m30s":      4*time.Minute + 30*time.Second,
+		"00:04:30":   4*time.Minute + 30*time.Second,
+		"00:10:00":   10 * time.Minute,
+		"01:00":      time.Hour,
+		"1.00:00:00": 24 * time.Hour,
+		"250ms":      250 * time.Millisecond,
+	}
+	for in, want := range tests {
+		got, err := ParseDuration(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "ten minutes", "00:61:00", "24:00:00", "1:2:3:4"} {
+		_, err := ParseDuration(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestRunDeadlineStopsBeforeTheHostsFunctionTimeout(t *testing.T) {
+	tests := []struct {
+		name            string
+		setting         string
+		functionTimeout string
+		want            time.Duration
+	}{
+		{"Consumption's maximum", "", "00:10:00", 9*time.Minute + 30*time.Second},
+		{"no functionTimeout: Consumption's default", "", "", 4*time.Minute + 30*time.Second},
+		{"a short timeout keeps half", "", "00:00:40", 20 * time.Second},
+		{"no limit", "", "-1", 0},
+		{"the setting overrides host.json", "2m", "00:10:00", 2 * time.Minute},
+		{"the setting as a TimeSpan", "00:01:30", "-1", 90 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(map[string]string{ClientID: testClientID, RunTimeout: tt.setting}))
+			require.NoError(t, err)
+			got, err := c.RunDeadline(tt.functionTimeout)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestRunDeadlineRefusesAnUnreadableFunctionTimeout(t *testing.T) {
+	c, err := Load(env(map[string]string{ClientID: testClientID}))
+	require.NoError(t, err)
+	_, err = c.RunDeadline("ten minutes")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "functionTimeout")
 }

@@ -84,3 +84,25 @@ func readTimerFunction(path string) (Function, bool, error) {
 	}
 	return Function{}, false, nil
 }
+
+// FunctionTimeout returns host.json's functionTimeout under root as written,
+// "" when host.json sets none.
+func FunctionTimeout(root string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "host.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read host.json: %w", err)
+	}
+	var h struct {
+		FunctionTimeout *string `json:"functionTimeout"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return "", fmt.Errorf("parse %s: %w", filepath.Join(root, "host.json"), err)
+	}
+	if h.FunctionTimeout == nil {
+		return "", nil
+	}
+	return *h.FunctionTimeout, nil
+}

@@ -5,8 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +175,84 @@ func TestListUsersEndsWithTheContext(t *testing.T) {
 	<-ctx.Done()
 	_, err := tn.client.ListUsers(ctx, graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{User: func([]byte) error { return nil }})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// newFaultyTenant is newTenant with a fake Graph that does what fault says,
+// and a client that retries quickly.
+func newFaultyTenant(t *testing.T, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, connState func(net.Conn, http.ConnState)) *tenant {
+	t.Helper()
+	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	clientID, token := randomGUID(t), "tok-"+randomGUID(t)
+	tn := &tenant{
+		graph:    fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token, Fault: fault}),
+		identity: fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}),
+	}
+	gs := httptest.NewUnstartedServer(tn.graph)
+	gs.Config.ConnState = connState
+	gs.StartTLS()
+	t.Cleanup(gs.Close)
+	is := httptest.NewServer(tn.identity)
+	t.Cleanup(is.Close)
+	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ID:            azidentity.ClientID(clientID),
+		ClientOptions: azcore.ClientOptions{Transport: fakeazure.IMDSTransport(is.URL)},
+	})
+	require.NoError(t, err)
+	tn.url, err = url.Parse(gs.URL)
+	require.NoError(t, err)
+	tn.client, err = graph.NewClient(tn.url, cred, &graph.ClientOptions{Transport: gs.Client(), RetryDelay: time.Millisecond})
+	require.NoError(t, err)
+	return tn
+}
+
+func TestListUsersDrainsAThrottledResponseAndReusesItsConnection(t *testing.T) {
+	var conns atomic.Int32
+	tn := newFaultyTenant(t, 30, func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Attempt <= 2 {
+			return fakeazure.Fault{Status: 429, Code: "TooManyRequests", Message: strings.Repeat("slow down ", 500), Header: http.Header{"Retry-After": {"0.01"}}}
+		}
+		return fakeazure.Fault{}
+	}, func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+	require.NoError(t, err)
+	assertEveryUserOnce(t, ids, 30)
+	assert.Equal(t, 6, st.Throttled)
+	assert.Equal(t, 6, st.Retries)
+	assert.Equal(t, int32(1), conns.Load(), "every throttled body was read to its end, so one connection served all")
+}
+
+func TestListUsersWaitsAsLongAsAnHTTPDateSays(t *testing.T) {
+	var asked time.Time
+	tn := newFaultyTenant(t, 5, func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Attempt == 1 {
+			asked = time.Now()
+			return fakeazure.Fault{Status: 503, Header: http.Header{"Retry-After": {asked.Add(2 * time.Second).UTC().Format(http.TimeFormat)}}}
+		}
+		return fakeazure.Fault{}
+	}, nil)
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+	require.NoError(t, err)
+	assert.Len(t, ids, 5)
+	assert.Equal(t, 1, st.Throttled)
+	// The date has whole seconds: the wait ends in the second it names.
+	assert.GreaterOrEqual(t, time.Since(asked), time.Second)
+}
+
+func TestListUsersRefusesANextLinkThatDropsTLS(t *testing.T) {
+	var tn *tenant
+	tn = newFaultyTenant(t, 30, func(fakeazure.PageRequest) fakeazure.Fault {
+		// The same host and port as the https endpoint, over plain http.
+		return fakeazure.Fault{NextLink: "http://" + tn.url.Host + "/v1.0/users?$skiptoken=x"}
+	}, nil)
+	_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "refusing to send the token to http://"+tn.url.Host)
+	assert.Equal(t, 10, st.Users)
+	assert.Equal(t, 1, tn.graph.Requests(), "nothing was sent to the downgraded link")
 }

@@ -25,7 +25,17 @@ type Options struct {
 	LogEach bool
 	// ClientID names the managed identity in error messages.
 	ClientID string
+	// Deadline, when not zero, bounds each run: it stops, says how far it
+	// got and fails before the host's functionTimeout kills the process.
+	Deadline time.Duration
+	// ProgressEvery is how many pages go between progress lines; zero means
+	// DefaultProgressEvery.
+	ProgressEvery int
 }
+
+// DefaultProgressEvery is how many pages go between progress lines, so that a
+// long run shows in the log stream that it is alive.
+const DefaultProgressEvery = 10
 
 // Job lists the tenant's users. It is built once at start-up and reused by
 // every invocation, so the client's token cache outlives a run.
@@ -45,6 +55,11 @@ func New(client *graph.Client, out *joblog.Output, opts Options) *Job {
 // response: the warnings and a summary; on failure, how far it got.
 func (j *Job) Run(ctx context.Context) ([]string, error) {
 	start := time.Now()
+	if j.opts.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, j.opts.Deadline)
+		defer cancel()
+	}
 	var (
 		mu   sync.Mutex
 		logs []string
@@ -64,7 +79,22 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 	}
 	if users != nil {
 		sink.User = users.Write
-		sink.Page = func(graph.Stats) { _ = users.Flush() }
+	}
+	every := j.opts.ProgressEvery
+	if every <= 0 {
+		every = DefaultProgressEvery
+	}
+	sink.Page = func(st graph.Stats) {
+		if users != nil {
+			// A write error surfaces from the next Write or the last Flush.
+			_ = users.Flush()
+		}
+		if st.Pages%every == 0 {
+			elapsed := time.Since(start)
+			j.log.Info("progress", "users", st.Users, "pages", st.Pages,
+				"users_per_s", int(float64(st.Users)/max(elapsed.Seconds(), 1e-3)),
+				"retries", st.Retries, "throttled", st.Throttled)
+		}
 	}
 
 	st, err := j.client.ListUsers(ctx, j.opts.Query, sink)
@@ -75,6 +105,10 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 	}
 	elapsed := time.Since(start)
 	if err != nil {
+		if j.opts.Deadline > 0 && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("the run reached its deadline of %s, set to stop before the host's functionTimeout "+
+				"(host.json; GRAPH_USERS_RUN_TIMEOUT overrides it): %w", j.opts.Deadline, err)
+		}
 		return logs, fmt.Errorf("stopped after %s in %s (%d retries, %d throttled): %w",
 			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.explain(err))
 	}
