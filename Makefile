@@ -33,5 +33,16 @@ lint:
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 
+## package: dist/GraphUsersTimer.zip, the zip a Function App deploys as is: host.json,
+## GraphUsersTimer/function.json and the static linux/amd64 handler, executable bit recorded
+package:
+	$(GO) run ./cmd/appzip -go $(GO) -o dist/GraphUsersTimer.zip
+
 clean:
 	rm -rf handler bin dist
+
+## fuzz: each fuzz target for FUZZTIME (its seeds, in testdata/fuzz, also run in make test)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInvocation$$' -fuzztime $(FUZZTIME) ./internal/functions
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePage$$' -fuzztime $(FUZZTIME) ./internal/graph

@@ -199,8 +199,12 @@ func TestRunListsEveryUserForATimerInvocation(t *testing.T) {
 
 	ids := map[string]int{}
 	var summary map[string]any
+	var progress []any
 	for _, line := range jsonLines(t, h.stdout.String()) {
 		switch line["msg"] {
+		case "progress":
+			progress = append(progress, line["pages"])
+			assert.Contains(t, line, "users_per_s")
 		case "user":
 			id, _ := line["id"].(string)
 			ids[id]++
@@ -217,6 +221,7 @@ func TestRunListsEveryUserForATimerInvocation(t *testing.T) {
 	for i := range users {
 		assert.Equal(t, 1, ids[fakeazure.UserID(i)], "user %d is logged once", i)
 	}
+	assert.Equal(t, []any{10.0, 20.0}, progress, "a progress line every ten pages")
 	require.NotNil(t, summary, "a summary line")
 	assert.Equal(t, float64(users), summary["users"])
 	assert.Equal(t, float64(24), summary["pages"])

@@ -6,6 +6,7 @@ package functions
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -60,13 +61,56 @@ type ScheduleStatus struct {
 }
 
 // DecodeInvocation decodes an invocation body. Only a body that is not a
-// JSON object is an error; fields it does not know are ignored.
+// JSON object is an error: the run needs nothing else from it, so fields it
+// does not know, or whose type changed, are ignored.
 func DecodeInvocation(body []byte) (Invocation, error) {
-	var inv Invocation
-	if err := json.Unmarshal(body, &inv); err != nil {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
 		return Invocation{}, fmt.Errorf("decode invocation: %w", err)
 	}
+	if top == nil {
+		return Invocation{}, errors.New("decode invocation: the body is null, not a JSON object")
+	}
+	var inv Invocation
+	for k, v := range top {
+		switch {
+		case strings.EqualFold(k, "Data"):
+			_ = json.Unmarshal(v, &inv.Data)
+		case strings.EqualFold(k, "Metadata"):
+			inv.Metadata = decodeMetadata(v)
+		}
+	}
 	return inv, nil
+}
+
+// decodeMetadata reads what it can of the metadata, field by field.
+func decodeMetadata(raw json.RawMessage) Metadata {
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &fields)
+	var md Metadata
+	for k, v := range fields {
+		switch {
+		case strings.EqualFold(k, "sys"):
+			var sys map[string]json.RawMessage
+			_ = json.Unmarshal(v, &sys)
+			for sk, sv := range sys {
+				switch {
+				case strings.EqualFold(sk, "MethodName"):
+					_ = json.Unmarshal(sv, &md.Sys.MethodName)
+				case strings.EqualFold(sk, "UtcNow"):
+					_ = md.Sys.UtcNow.UnmarshalJSON(sv)
+				case strings.EqualFold(sk, "RandGuid"):
+					_ = json.Unmarshal(sv, &md.Sys.RandGuid)
+				}
+			}
+		case strings.EqualFold(k, "RetryContext"):
+			var rc RetryContext
+			if json.Unmarshal(v, &rc) == nil && string(v) != "null" {
+				md.RetryContext = &rc
+			}
+		}
+	}
+	return md
 }
 
 // Timer returns the timer binding named binding. A missing or unreadable

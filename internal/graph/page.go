@@ -101,8 +101,9 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 }
 
 // memberString returns the raw bytes of the string value of key in the JSON
-// object obj, which must be valid JSON, as the decoder guarantees.
-func memberString(obj []byte, key string) ([]byte, bool) {
+// object obj, which must be valid JSON, as the decoder guarantees. Like
+// encoding/json, it takes the last of repeated keys.
+func memberString(obj []byte, key string) (val []byte, found bool) {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return nil, false
@@ -111,19 +112,22 @@ func memberString(obj []byte, key string) ([]byte, bool) {
 	for {
 		i = skipSpace(obj, i)
 		if i >= len(obj) || obj[i] != '"' {
-			return nil, false
+			return val, found
 		}
 		kEnd := skipString(obj, i)
 		k := obj[i+1 : kEnd-1]
 		i = skipSpace(obj, kEnd) + 1 // the colon
 		i = skipSpace(obj, i)
 		end := skipValue(obj, i)
-		if string(k) == key && obj[i] == '"' {
-			return obj[i+1 : end-1], true
+		if string(k) == key {
+			val, found = nil, false
+			if obj[i] == '"' {
+				val, found = obj[i+1:end-1], true
+			}
 		}
 		i = skipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ',' {
-			return nil, false
+			return val, found
 		}
 		i++
 	}

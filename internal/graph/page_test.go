@@ -107,6 +107,8 @@ func TestMemberStringFindsTheTopLevelID(t *testing.T) {
 		{`{"n":12.5e3,"t":true,"f":false,"z":null,"id":"a6"}`, "a6", true},
 		{`{"displayName":"no id"}`, "", false},
 		{`{"id":42}`, "", false},
+		{`{"id":"first","id":"last"}`, "last", true},
+		{`{"id":"first","id":null}`, "", false},
 		{`{}`, "", false},
 	}
 	for _, tt := range tests {
