@@ -22,7 +22,7 @@ func FuzzDecodePage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		err := decodePage(bytes.NewReader(body), pageHandler{
-			link: func(string) {},
+			link: func(string, bool) {},
 			user: func(u []byte) error {
 				if !json.Valid(u) || u[0] != '{' {
 					t.Fatalf("handed over %q, which is not a JSON object", u)

@@ -8,10 +8,10 @@ import (
 )
 
 // pageHandler receives what a page holds as the decoder meets it: the
-// nextLink, maybe before the users, and each user's JSON object. The user
-// bytes are only valid during the call.
+// nextLink, saying whether it came before the users, and each user's JSON
+// object. The user bytes are only valid during the call.
 type pageHandler struct {
-	link func(nextLink string)
+	link func(nextLink string, beforeValue bool)
 	user func(user []byte) error
 }
 
@@ -44,7 +44,7 @@ func decodePage(r io.Reader, h pageHandler) error {
 			if err := dec.Decode(&link); err != nil {
 				return fmt.Errorf("read @odata.nextLink: %w", err)
 			}
-			h.link(link)
+			h.link(link, !sawValue)
 		case "value":
 			if sawValue {
 				return errors.New("page has two value arrays")

@@ -16,7 +16,7 @@ func collect(t *testing.T, body string) (string, []string, error) {
 	var link string
 	var users []string
 	err := decodePage(strings.NewReader(body), pageHandler{
-		link: func(s string) { link = s },
+		link: func(s string, _ bool) { link = s },
 		user: func(u []byte) error { users = append(users, string(u)); return nil },
 	})
 	return link, users, err
@@ -45,7 +45,7 @@ func TestDecodePageAcceptsAnEmptyPageWithALink(t *testing.T) {
 func TestDecodePageCallsTheLinkBeforeTheFirstUser(t *testing.T) {
 	var events []string
 	err := decodePage(strings.NewReader(`{"@odata.nextLink":"n","value":[{"id":"1"}]}`), pageHandler{
-		link: func(string) { events = append(events, "link") },
+		link: func(string, bool) { events = append(events, "link") },
 		user: func([]byte) error { events = append(events, "user"); return nil },
 	})
 	require.NoError(t, err)
@@ -85,7 +85,7 @@ func TestDecodePageStopsAtAHandlerError(t *testing.T) {
 	stop := errors.New("disk full")
 	n := 0
 	err := decodePage(strings.NewReader(`{"value":[{"id":"1"},{"id":"2"}]}`), pageHandler{
-		link: func(string) {},
+		link: func(string, bool) {},
 		user: func([]byte) error { n++; return stop },
 	})
 	require.ErrorIs(t, err, stop)
@@ -115,5 +115,20 @@ func TestMemberStringFindsTheTopLevelID(t *testing.T) {
 		got, ok := memberString([]byte(tt.obj), "id")
 		assert.Equal(t, tt.ok, ok, tt.obj)
 		assert.Equal(t, tt.want, string(got), tt.obj)
+	}
+}
+
+func TestDecodePageSaysWhetherTheLinkCameBeforeTheUsers(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"@odata.nextLink":"n","value":[]}`: true,
+		`{"value":[],"@odata.nextLink":"n"}`: false,
+	} {
+		var before []bool
+		err := decodePage(strings.NewReader(body), pageHandler{
+			link: func(_ string, b bool) { before = append(before, b) },
+			user: func([]byte) error { return nil },
+		})
+		require.NoError(t, err)
+		assert.Equal(t, []bool{want}, before, body)
 	}
 }

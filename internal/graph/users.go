@@ -71,9 +71,12 @@ func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, erro
 		sink.Page = func(Stats) {}
 	}
 	l := &lister{c: c, sink: sink, first: c.usersURL(q)}
+	var ahead *pending // the next page's request, sent early
+	defer func() { ahead.discard() }()
 	next := l.first
 	for next != "" {
-		link, err := l.page(ctx, next)
+		link, fetched, err := l.page(ctx, next, ahead)
+		ahead = fetched
 		if re, ok := errors.AsType[*ResponseError](err); ok && re.Code == CodeExpiredPageToken &&
 			next != l.first && l.st.Restarts < maxRestarts {
 			l.st.Restarts++
@@ -90,6 +93,45 @@ func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, erro
 		next = link
 	}
 	return l.st, nil
+}
+
+// pending is a page request sent ahead of its turn: at most one at a time,
+// while the page before it is still being read.
+type pending struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan struct{}
+	resp   *http.Response
+	err    error
+}
+
+// fetchAhead sends the request for url now and hands its response over later.
+func (l *lister) fetchAhead(ctx context.Context, url string) *pending {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pending{url: url, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.resp, p.err = l.c.send(ctx, url)
+	}()
+	return p
+}
+
+// take waits for the response; it is the caller's from then on.
+func (p *pending) take() (*http.Response, error) {
+	<-p.done
+	return p.resp, p.err
+}
+
+// discard abandons a request sent ahead that will not be read. A nil
+// pending is a no-op.
+func (p *pending) discard() {
+	if p == nil {
+		return
+	}
+	p.cancel()
+	if resp, err := p.take(); err == nil {
+		resp.Body.Close()
+	}
 }
 
 // usersURL is the first page's URL.
@@ -124,19 +166,39 @@ type lister struct {
 }
 
 // page reads one page, retrying what is worth retrying, and returns its
-// nextLink ("" on the last page).
-func (l *lister) page(ctx context.Context, pageURL string) (string, error) {
+// nextLink ("" on the last page). ahead, when it is for this page, stands
+// for the first request. When the nextLink comes before the users, as Graph
+// sends it, the next page's request goes out before this page is read, and
+// page returns it too.
+func (l *lister) page(ctx context.Context, pageURL string, ahead *pending) (link string, next *pending, err error) {
+	if ahead != nil && ahead.url != pageURL {
+		ahead.discard()
+		ahead = nil
+	}
+	defer func() {
+		ahead.discard()
+		if err != nil {
+			next.discard()
+			next = nil
+		}
+	}()
 	pageStart := len(l.seen.recent)
 	var again map[uint64]bool // users of this page already handed over
 	for attempt := 0; ; attempt++ {
 		canRetry := attempt < l.c.retry.maxRetries
-		resp, err := l.c.send(ctx, pageURL)
+		var resp *http.Response
+		if ahead != nil {
+			resp, err = ahead.take()
+			ahead = nil
+		} else {
+			resp, err = l.c.send(ctx, pageURL)
+		}
 		if err != nil {
 			if !canRetry || !transient(ctx, err) {
-				return "", err
+				return "", next, err
 			}
 			if err := l.retry(ctx, attempt, fmt.Sprintf("request failed (%v)", err), 0); err != nil {
-				return "", err
+				return "", next, err
 			}
 			continue
 		}
@@ -146,45 +208,58 @@ func (l *lister) page(ctx context.Context, pageURL string) (string, error) {
 				l.st.Throttled++
 			}
 			if !canRetry || !retriable(resp.StatusCode) {
-				return "", newResponseError(resp)
+				return "", next, newResponseError(resp)
 			}
 			d, named := RetryAfter(resp.Header, time.Now())
 			if d > l.c.retry.maxDelay {
 				re := newResponseError(resp)
-				return "", fmt.Errorf("graph asked to wait %s, over the %s limit: %w", d, l.c.retry.maxDelay, re)
+				return "", next, fmt.Errorf("graph asked to wait %s, over the %s limit: %w", d, l.c.retry.maxDelay, re)
 			}
 			drain(resp)
 			if !named {
 				d = 0
 			}
 			if err := l.retry(ctx, attempt, resp.Status, d); err != nil {
-				return "", err
+				return "", next, err
 			}
 			continue
 		}
 
-		var link string
+		link = ""
 		err = decodePage(resp.Body, pageHandler{
-			link: func(s string) { link = s },
+			link: func(s string, beforeValue bool) {
+				link = s
+				if next != nil && next.url != s {
+					next.discard()
+					next = nil
+				}
+				if beforeValue && next == nil && s != "" {
+					next = l.fetchAhead(ctx, s)
+				}
+			},
 			user: func(u []byte) error { return l.emit(u, again) },
 		})
 		resp.Body.Close()
 		if err == nil {
-			return link, nil
+			if next != nil && next.url != link {
+				next.discard()
+				next = nil
+			}
+			return link, next, nil
 		}
 		if h, ok := err.(errHandler); ok {
-			return "", h.err
+			return "", next, h.err
 		}
 		if ctx.Err() != nil {
-			return "", context.Cause(ctx)
+			return "", next, context.Cause(ctx)
 		}
 		if !canRetry {
-			return "", fmt.Errorf("page body broken %d times, last: %w", attempt+1, err)
+			return "", next, fmt.Errorf("page body broken %d times, last: %w", attempt+1, err)
 		}
 		again = l.seen.since(pageStart)
 		reason := fmt.Sprintf("the page broke off after %d of its users (%v)", len(again), err)
 		if err := l.retry(ctx, attempt, reason, 0); err != nil {
-			return "", err
+			return "", next, err
 		}
 	}
 }

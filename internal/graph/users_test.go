@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,6 +194,8 @@ func newFaultyTenant(t *testing.T, users int, fault func(fakeazure.PageRequest) 
 	}
 	gs := httptest.NewUnstartedServer(tn.graph)
 	gs.Config.ConnState = connState
+	// A request sent ahead and then abandoned may be cut in its handshake.
+	gs.Config.ErrorLog = log.New(io.Discard, "", 0)
 	gs.StartTLS()
 	t.Cleanup(gs.Close)
 	is := httptest.NewServer(tn.identity)
@@ -219,11 +224,12 @@ func TestListUsersDrainsAThrottledResponseAndReusesItsConnection(t *testing.T) {
 			conns.Add(1)
 		}
 	})
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+	// One page, so that no request goes out ahead on a connection of its own.
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
 	require.NoError(t, err)
 	assertEveryUserOnce(t, ids, 30)
-	assert.Equal(t, 6, st.Throttled)
-	assert.Equal(t, 6, st.Retries)
+	assert.Equal(t, 2, st.Throttled)
+	assert.Equal(t, 2, st.Retries)
 	assert.Equal(t, int32(1), conns.Load(), "every throttled body was read to its end, so one connection served all")
 }
 
@@ -255,4 +261,99 @@ func TestListUsersRefusesANextLinkThatDropsTLS(t *testing.T) {
 	assert.Contains(t, err.Error(), "refusing to send the token to http://"+tn.url.Host)
 	assert.Equal(t, 10, st.Users)
 	assert.Equal(t, 1, tn.graph.Requests(), "nothing was sent to the downgraded link")
+}
+
+// timeline records when each page was asked for and when its last user was
+// handed over.
+type timeline struct {
+	mu        sync.Mutex
+	requested map[int]time.Time
+	done      []time.Time
+}
+
+func (tl *timeline) fault(f fakeazure.Fault) func(fakeazure.PageRequest) fakeazure.Fault {
+	return func(pr fakeazure.PageRequest) fakeazure.Fault {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		if _, ok := tl.requested[pr.Page]; !ok {
+			tl.requested[pr.Page] = time.Now()
+		}
+		return f
+	}
+}
+
+func (tl *timeline) list(t *testing.T, tn *tenant) map[string]int {
+	t.Helper()
+	ids := map[string]int{}
+	_, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id", "displayName"}, Top: 50}, graph.Sink{
+		User: func(u []byte) error { ids[idOf(t, u)]++; return nil },
+		Page: func(graph.Stats) { tl.done = append(tl.done, time.Now()) },
+	})
+	require.NoError(t, err)
+	return ids
+}
+
+func TestListUsersFetchesOnePageAheadWhenTheLinkComesFirst(t *testing.T) {
+	tl := &timeline{requested: map[int]time.Time{}}
+	// Each page of 50 users, about 4 KB, takes some 100 ms to arrive.
+	tn := newFaultyTenant(t, 200, tl.fault(fakeazure.Fault{BytesPerSecond: 40_000}), nil)
+	ids := tl.list(t, tn)
+	assertEveryUserOnce(t, ids, 200)
+
+	require.Len(t, tl.done, 4)
+	for k := range 3 {
+		assert.True(t, tl.requested[k+1].Before(tl.done[k]), "page %d is asked for while page %d is read", k+2, k+1)
+	}
+	for k := range 2 {
+		assert.True(t, tl.requested[k+2].After(tl.done[k]), "never more than one page ahead: page %d waits for page %d", k+3, k+1)
+	}
+	assert.Equal(t, 4, tn.graph.Requests())
+}
+
+func TestListUsersFollowsALinkAfterTheUsersWithoutFetchingAhead(t *testing.T) {
+	tl := &timeline{requested: map[int]time.Time{}}
+	tn := newFaultyTenant(t, 200, tl.fault(fakeazure.Fault{BytesPerSecond: 40_000, LinkAfterValue: true}), nil)
+	ids := tl.list(t, tn)
+	assertEveryUserOnce(t, ids, 200)
+
+	require.Len(t, tl.done, 4)
+	for k := range 3 {
+		assert.True(t, tl.requested[k+1].After(tl.done[k]), "page %d is asked for after page %d", k+2, k+1)
+	}
+}
+
+func TestListUsersUsesThePageFetchedAheadAcrossRereadsOfItsPage(t *testing.T) {
+	tn := newFaultyTenant(t, 200, func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Page == 1 {
+			return fakeazure.Fault{Status: 403, Code: "Authorization_RequestDenied"}
+		}
+		// Page 0 breaks after its link and 20 users, twice, so it is read
+		// three times and its nextLink seen three times.
+		if pr.Page == 0 && pr.Attempt <= 2 {
+			return fakeazure.Fault{Cut: true, CutAfterUsers: 20}
+		}
+		return fakeazure.Fault{}
+	}, nil)
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	var re *graph.ResponseError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 403, re.StatusCode)
+	assert.Len(t, ids, 50, "page 1's users, each once")
+	assert.Equal(t, 1, st.Pages)
+	assert.Equal(t, 4, tn.graph.Requests(), "page 2 was asked for once, ahead, and that answer was the one used")
+}
+
+func TestListUsersAbandonsThePageFetchedAheadWhenItsPageFails(t *testing.T) {
+	tn := newFaultyTenant(t, 200, func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Page == 0 {
+			return fakeazure.Fault{Cut: true, CutAfterUsers: 20}
+		}
+		return fakeazure.Fault{}
+	}, nil)
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "page body broken 7 times")
+	assert.Len(t, ids, 20, "the users read before the break, each once")
+	assert.Equal(t, 0, st.Pages)
+	assert.Equal(t, 8, tn.graph.Requests(), "seven tries at page 1 and one request ahead for page 2, never repeated")
 }
