@@ -33,6 +33,9 @@ type GraphOptions struct {
 	// /v1.0/users request what to do to its response. Nil serves every page
 	// as Graph does.
 	Fault func(PageRequest) Fault
+	// Directory, when set, is served under /v1.0/servicePrincipals: Token
+	// may read it, only the directory's AdminToken may also write.
+	Directory *Directory
 }
 
 // PageRequest identifies one request for a page.
@@ -95,6 +98,10 @@ func (g *Graph) Requests() int { return int(g.requests.Load()) }
 
 // ServeHTTP answers GET /v1.0/users as Graph does, and any other request with Graph's error shape.
 func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, servicePrincipalsPath) {
+		g.serveDirectory(w, r)
+		return
+	}
 	ids := newRequestIDs(r)
 	ids.set(w.Header())
 	if r.URL.Path != usersPath {
