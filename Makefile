@@ -38,6 +38,17 @@ lint:
 package:
 	$(GO) run ./cmd/appzip -go $(GO) -o dist/GraphUsersTimer.zip
 
+## bench: the "Fast and flat" figures, each next to a baseline client measured in the same run, with
+## its ratio and target (README, "Performance"); a few minutes on 2 cores, never run in CI
+BENCHFLAGS = -run '^$$' -benchmem -count 1 -timeout 30m
+bench:
+	$(GO) build -o bin/benchreport ./internal/benchreport
+	@set -o pipefail; { \
+		$(GO) test $(BENCHFLAGS) -bench '^BenchmarkListUsers(Latency)?$$' -benchtime 3x ./internal/graph/ && \
+		$(GO) test $(BENCHFLAGS) -bench '^BenchmarkListUsersPeakHeap$$' -benchtime 1x ./internal/graph/ && \
+		$(GO) test $(BENCHFLAGS) -bench '^BenchmarkStartup$$' -benchtime 30x ./cmd/handler/; \
+	} 2>&1 | bin/benchreport
+
 clean:
 	rm -rf handler bin dist
 

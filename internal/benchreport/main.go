@@ -1,0 +1,293 @@
+// Command benchreport reads the output of the project's benchmarks (go test
+// -bench) on stdin, passes it through as it comes, and then prints the
+// figures of the issue "Fast and flat": each next to the baseline measured in
+// the same run, its ratio to it, and whether its target is met. It exits 1
+// when a figure is missing from the input.
+//
+// `make bench` runs the benchmarks and pipes them here.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+func main() {
+	res, err := parse(os.Stdin, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+	fmt.Println()
+	if missing := report(os.Stdout, res); len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "benchreport: not in the input: %s\n", strings.Join(missing, ", "))
+		os.Exit(1)
+	}
+}
+
+// results holds what the benchmarks reported: the value of each unit by
+// benchmark name, without the "Benchmark" prefix and the -GOMAXPROCS suffix,
+// and the machine the run describes.
+type results struct {
+	metrics map[string]map[string]float64
+	cpu     string
+}
+
+// parse reads benchmark output from r, copying each line to echo.
+func parse(r io.Reader, echo io.Writer) (results, error) {
+	res := results{metrics: map[string]map[string]float64{}}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(echo, line)
+		if cpu, ok := strings.CutPrefix(line, "cpu: "); ok {
+			res.cpu = cpu
+		}
+		name, values, ok := parseResult(line)
+		if !ok {
+			continue
+		}
+		if res.metrics[name] == nil {
+			res.metrics[name] = map[string]float64{}
+		}
+		for unit, v := range values {
+			res.metrics[name][unit] = v
+		}
+	}
+	return res, sc.Err()
+}
+
+// parseResult reads a result line such as
+// "BenchmarkListUsers/100k/job-2   3   608438499 ns/op   164355 users/s".
+func parseResult(line string) (string, map[string]float64, bool) {
+	fields := strings.Fields(line)
+	if len(fields) < 4 || len(fields)%2 != 0 || !strings.HasPrefix(fields[0], "Benchmark") {
+		return "", nil, false
+	}
+	if _, err := strconv.Atoi(fields[1]); err != nil {
+		return "", nil, false
+	}
+	name := strings.TrimPrefix(fields[0], "Benchmark")
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		if _, err := strconv.Atoi(name[i+1:]); err == nil {
+			name = name[:i]
+		}
+	}
+	values := map[string]float64{}
+	for k := 2; k < len(fields); k += 2 {
+		v, err := strconv.ParseFloat(fields[k], 64)
+		if err != nil {
+			return "", nil, false
+		}
+		values[fields[k+1]] = v
+	}
+	return name, values, true
+}
+
+// figure is one line of the report: the job's value, the baseline's and the
+// limit's where they apply (NaN where not), and the target, if any.
+type figure struct {
+	name                 string
+	job, baseline, limit float64
+	target               target
+}
+
+// target is a bound on the job's value, or on its ratio to the baseline.
+type target struct {
+	text    string
+	ofRatio bool    // the bound is on job ÷ baseline, not on the job's value
+	atMost  bool    // the value must not exceed bound; otherwise not fall below it
+	bound   float64 // zero: no target
+}
+
+func (f figure) ratio() float64 { return f.job / f.baseline }
+
+// met reports whether the figure meets its target.
+func (f figure) met() bool {
+	v := f.job
+	if f.target.ofRatio {
+		v = f.ratio()
+	}
+	if f.target.atMost {
+		return v <= f.target.bound
+	}
+	return v >= f.target.bound
+}
+
+// report prints the figures as a table and returns the metrics it did not
+// find.
+func report(w io.Writer, res results) (missing []string) {
+	get := func(name, unit string) float64 {
+		if v, ok := res.metrics[name][unit]; ok {
+			return v
+		}
+		missing = append(missing, name+" "+unit)
+		return math.NaN()
+	}
+	nan := math.NaN()
+	list := func(side, unit string) float64 { return get("ListUsers/100k/"+side, unit) }
+	triple := func(name, unit string, t target) figure {
+		return figure{name, list("job", unit), list("baseline", unit), list("limit", unit), t}
+	}
+	cpuOverLimit := figure{name: "CPU ÷ the limit's", limit: 1}
+	cpuOverLimit.job = list("job", "cpu-ns/user") / list("limit", "cpu-ns/user")
+	cpuOverLimit.baseline = list("baseline", "cpu-ns/user") / list("limit", "cpu-ns/user")
+	latency := func(side string) float64 { return get("ListUsersLatency/"+side, "ns/op") / 1e9 }
+	peak := func(size, side string) float64 { return get("ListUsersPeakHeap/"+size+"/"+side, "peak-heap-MiB") }
+	heap := func(size, name string) figure {
+		return figure{name, peak(size, "job"), peak(size, "baseline"), peak(size, "limit"),
+			target{text: "under 32 MiB", atMost: true, bound: 32}}
+	}
+	growth := figure{name: "1,000,000 ÷ 10,000 users",
+		job:      peak("1M", "job") / peak("10k", "job"),
+		baseline: peak("1M", "baseline") / peak("10k", "baseline"),
+		limit:    peak("1M", "limit") / peak("10k", "limit"),
+		target:   target{text: "≤ 1.5", atMost: true, bound: 1.5}}
+	startup := func(name, unit string, t target) figure {
+		return figure{name, get("Startup", unit), nan, nan, t}
+	}
+
+	sections := []struct {
+		title   string
+		handler bool // the figures are the handler binary's, with no baseline
+		figures []figure
+	}{
+		{"100,000 users, default properties, $top 999, over TLS, no latency; a log line per user", false, []figure{
+			triple("users/s", "users/s", target{text: "≥ 4× baseline", ofRatio: true, bound: 4}),
+			triple("wall ns/user", "ns/user", target{}),
+			triple("CPU ns/user (process, fake Graph included)", "cpu-ns/user", target{}),
+			cpuOverLimit,
+			triple("B allocated/user", "B/user", target{text: "≤ 1/10 baseline", ofRatio: true, atMost: true, bound: 0.1}),
+			triple("allocs/user", "allocs/user", target{}),
+		}},
+		{"latency profile: 150 ms before the first byte, 4 MiB/s body, 20 pages of 999 users", false, []figure{
+			{"wall s/listing", latency("job"), latency("baseline"), nan,
+				target{text: "≤ 0.65× baseline", ofRatio: true, atMost: true, bound: 0.65}},
+		}},
+		{"peak heap while listing, MiB (sampled every 1 ms after a GC)", false, []figure{
+			heap("10k", "10,000 users"),
+			heap("1M", "1,000,000 users"),
+			growth,
+		}},
+		{"start-up: exec to GET / answered, 30 starts; the deployed binary", true, []figure{
+			startup("median ms", "median-ms", target{text: "≤ 10 ms", atMost: true, bound: 10}),
+			startup("p90 ms", "p90-ms", target{}),
+			startup("linux/amd64 stripped binary, MB", "binary-MB", target{text: "≤ 12 MB", atMost: true, bound: 12}),
+		}},
+	}
+
+	fmt.Fprintf(w, "Fast and flat — %s, %d CPUs, %s %s/%s; ratios against the baseline measured in this run\n",
+		res.cpu, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	var rows [][]string
+	for _, s := range sections {
+		header := []string{"", "job", "baseline", "limit", "job ÷ baseline", "target", ""}
+		if s.handler {
+			header = []string{"", "handler", "", "", "", "target", ""}
+		}
+		rows = append(rows, []string{s.title}, header)
+		for _, f := range s.figures {
+			verdict := ""
+			switch {
+			case f.target.bound == 0:
+			case math.IsNaN(f.job) || f.target.ofRatio && math.IsNaN(f.ratio()):
+				verdict = "not measured"
+			case f.met():
+				verdict = "met"
+			default:
+				verdict = "NOT MET"
+			}
+			row := []string{"  " + f.name, num(f.job), num(f.baseline), num(f.limit), ratio(f.ratio()), f.target.text, verdict}
+			if s.handler {
+				row[2], row[3], row[4] = "", "", ""
+			}
+			rows = append(rows, row)
+		}
+	}
+	printTable(w, rows)
+	return missing
+}
+
+// printTable prints rows in columns: the first and the last two left-aligned,
+// the numbers between right-aligned. A row of one cell is a title, printed
+// after a blank line and left out of the widths.
+func printTable(w io.Writer, rows [][]string) {
+	var width []int
+	for _, r := range rows {
+		if len(r) == 1 {
+			continue
+		}
+		for len(width) < len(r) {
+			width = append(width, 0)
+		}
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range rows {
+		if len(r) == 1 {
+			fmt.Fprintf(w, "\n%s\n", r[0])
+			continue
+		}
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i == 0 || i >= len(r)-2 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+// num formats a figure with three significant digits or as a whole number;
+// NaN, a figure that does not apply, as a dash.
+func num(v float64) string {
+	switch a := math.Abs(v); {
+	case math.IsNaN(v):
+		return "–"
+	case a >= 1000:
+		return groupThousands(strconv.FormatFloat(v, 'f', 0, 64))
+	case a >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+func ratio(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return num(v) + "×"
+}
+
+// groupThousands puts commas in a whole number: 1234567 -> 1,234,567.
+func groupThousands(s string) string {
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return sign + b.String()
+}
