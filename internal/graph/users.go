@@ -70,7 +70,8 @@ func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, erro
 	if sink.Page == nil {
 		sink.Page = func(Stats) {}
 	}
-	l := &lister{c: c, sink: sink, first: c.usersURL(q)}
+	l := &lister{c: c, sink: sink, first: c.usersURL(q), seen: newIDSet()}
+	defer l.seen.close()
 	var ahead *pending // the next page's request, sent early
 	defer func() { ahead.discard() }()
 	next := l.first
@@ -81,7 +82,9 @@ func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, erro
 			next != l.first && l.st.Restarts < maxRestarts {
 			l.st.Restarts++
 			l.sink.Warn(fmt.Sprintf("warning: the page token expired after %d users on %d pages; listing again from the first page, skipping users already logged", l.st.Users, l.st.Pages))
-			l.seen.restart()
+			if err := l.seen.restart(); err != nil {
+				return l.st, err
+			}
 			next = l.first
 			continue
 		}
@@ -162,7 +165,7 @@ type lister struct {
 	sink  Sink
 	first string
 	st    Stats
-	seen  idSet
+	seen  *idSet
 }
 
 // page reads one page, retrying what is worth retrying, and returns its
@@ -182,7 +185,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *pending) (link
 			next = nil
 		}
 	}()
-	pageStart := len(l.seen.recent)
+	l.seen.newPage()
 	var again map[uint64]bool // users of this page already handed over
 	for attempt := 0; ; attempt++ {
 		canRetry := attempt < l.c.retry.maxRetries
@@ -256,7 +259,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *pending) (link
 		if !canRetry {
 			return "", next, fmt.Errorf("page body broken %d times, last: %w", attempt+1, err)
 		}
-		again = l.seen.since(pageStart)
+		again = l.seen.onPage()
 		reason := fmt.Sprintf("the page broke off after %d of its users (%v)", len(again), err)
 		if err := l.retry(ctx, attempt, reason, 0); err != nil {
 			return "", next, err
@@ -284,9 +287,8 @@ func (l *lister) emit(user []byte, again map[uint64]bool) error {
 	if err := l.sink.User(user); err != nil {
 		return err
 	}
-	l.seen.add(h)
 	l.st.Users++
-	return nil
+	return l.seen.add(h)
 }
 
 // transient reports whether a failed request may succeed if sent again: a
