@@ -43,7 +43,14 @@ type tenant struct {
 	url      *url.URL
 }
 
-func newTenant(t testing.TB, users int, o *graph.ClientOptions) *tenant {
+func newTenant(t testing.TB, users int) *tenant {
+	t.Helper()
+	return newFaultyTenant(t, users, nil, nil)
+}
+
+// newFaultyTenant is newTenant with a fake Graph that does what fault says
+// and reports its connections' states to connState.
+func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, connState func(net.Conn, http.ConnState)) *tenant {
 	t.Helper()
 	// IMDS is the source when no other is named in the environment.
 	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
@@ -51,10 +58,14 @@ func newTenant(t testing.TB, users int, o *graph.ClientOptions) *tenant {
 	}
 	clientID, token := randomGUID(t), "tok-"+randomGUID(t)
 	tn := &tenant{
-		graph:    fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token}),
+		graph:    fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token, Fault: fault}),
 		identity: fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}),
 	}
-	gs := httptest.NewTLSServer(tn.graph)
+	gs := httptest.NewUnstartedServer(tn.graph)
+	gs.Config.ConnState = connState
+	// A request sent ahead and then abandoned may be cut in its handshake.
+	gs.Config.ErrorLog = log.New(io.Discard, "", 0)
+	gs.StartTLS()
 	t.Cleanup(gs.Close)
 	is := httptest.NewServer(tn.identity)
 	t.Cleanup(is.Close)
@@ -66,11 +77,7 @@ func newTenant(t testing.TB, users int, o *graph.ClientOptions) *tenant {
 	require.NoError(t, err)
 	tn.url, err = url.Parse(gs.URL)
 	require.NoError(t, err)
-	if o == nil {
-		o = &graph.ClientOptions{}
-	}
-	o.Transport = gs.Client()
-	tn.client, err = graph.NewClient(tn.url, cred, o)
+	tn.client, err = graph.NewClient(tn.url, cred, &graph.ClientOptions{Transport: gs.Client(), RetryDelay: time.Millisecond})
 	require.NoError(t, err)
 	return tn
 }
@@ -104,7 +111,7 @@ func assertEveryUserOnce(t *testing.T, ids map[string]int, users int) {
 
 func TestListUsersFollowsEveryPageOverTLS(t *testing.T) {
 	const users = 2_345
-	tn := newTenant(t, users, nil)
+	tn := newTenant(t, users)
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id", "displayName"}, Top: 100})
 	require.NoError(t, err)
 
@@ -116,7 +123,7 @@ func TestListUsersFollowsEveryPageOverTLS(t *testing.T) {
 }
 
 func TestListUsersWithTheLargestPages(t *testing.T) {
-	tn := newTenant(t, 2_000, nil)
+	tn := newTenant(t, 2_000)
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 999})
 	require.NoError(t, err)
 	assertEveryUserOnce(t, ids, 2_000)
@@ -124,7 +131,7 @@ func TestListUsersWithTheLargestPages(t *testing.T) {
 }
 
 func TestListUsersOfAnEmptyTenant(t *testing.T) {
-	tn := newTenant(t, 0, nil)
+	tn := newTenant(t, 0)
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
 	require.NoError(t, err)
 	assert.Empty(t, ids)
@@ -132,7 +139,7 @@ func TestListUsersOfAnEmptyTenant(t *testing.T) {
 }
 
 func TestListUsersSendsTheFilter(t *testing.T) {
-	tn := newTenant(t, 250, nil)
+	tn := newTenant(t, 250)
 	// Users 100 to 199 have user principal names starting "user0001".
 	ids, _, err := tn.list(t, graph.Query{Select: []string{"id", "displayName"}, Filter: "startswith(userPrincipalName,'user0001')", Top: 30})
 	require.NoError(t, err)
@@ -143,7 +150,7 @@ func TestListUsersSendsTheFilter(t *testing.T) {
 }
 
 func TestListUsersPassesGraphsRefusalOn(t *testing.T) {
-	tn := newTenant(t, 10, nil)
+	tn := newTenant(t, 10)
 	_, st, err := tn.list(t, graph.Query{Select: []string{"id", "noSuchProperty"}, Top: 10})
 	require.Error(t, err)
 	var ge *graph.ResponseError
@@ -155,7 +162,7 @@ func TestListUsersPassesGraphsRefusalOn(t *testing.T) {
 }
 
 func TestListUsersStopsWhenTheSinkFails(t *testing.T) {
-	tn := newTenant(t, 50, nil)
+	tn := newTenant(t, 50)
 	stop := fmt.Errorf("stdout closed")
 	n := 0
 	st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{
@@ -172,44 +179,12 @@ func TestListUsersStopsWhenTheSinkFails(t *testing.T) {
 }
 
 func TestListUsersEndsWithTheContext(t *testing.T) {
-	tn := newTenant(t, 50, nil)
+	tn := newTenant(t, 50)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	<-ctx.Done()
 	_, err := tn.client.ListUsers(ctx, graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{User: func([]byte) error { return nil }})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-}
-
-// newFaultyTenant is newTenant with a fake Graph that does what fault says,
-// and a client that retries quickly.
-func newFaultyTenant(t *testing.T, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, connState func(net.Conn, http.ConnState)) *tenant {
-	t.Helper()
-	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
-		t.Setenv(k, "")
-	}
-	clientID, token := randomGUID(t), "tok-"+randomGUID(t)
-	tn := &tenant{
-		graph:    fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token, Fault: fault}),
-		identity: fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}),
-	}
-	gs := httptest.NewUnstartedServer(tn.graph)
-	gs.Config.ConnState = connState
-	// A request sent ahead and then abandoned may be cut in its handshake.
-	gs.Config.ErrorLog = log.New(io.Discard, "", 0)
-	gs.StartTLS()
-	t.Cleanup(gs.Close)
-	is := httptest.NewServer(tn.identity)
-	t.Cleanup(is.Close)
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID:            azidentity.ClientID(clientID),
-		ClientOptions: azcore.ClientOptions{Transport: fakeazure.IMDSTransport(is.URL)},
-	})
-	require.NoError(t, err)
-	tn.url, err = url.Parse(gs.URL)
-	require.NoError(t, err)
-	tn.client, err = graph.NewClient(tn.url, cred, &graph.ClientOptions{Transport: gs.Client(), RetryDelay: time.Millisecond})
-	require.NoError(t, err)
-	return tn
 }
 
 func TestListUsersDrainsAThrottledResponseAndReusesItsConnection(t *testing.T) {
