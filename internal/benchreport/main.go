@@ -1,8 +1,9 @@
 // Command benchreport reads the output of the project's benchmarks (go test
 // -bench) on stdin, passes it through as it comes, and then prints the
 // figures of the issue "Fast and flat": each next to the baseline measured in
-// the same run, its ratio to it, and whether its target is met. It exits 1
-// when a figure is missing from the input.
+// the same run, its ratio to it, and whether its target is met. A figure
+// measured in several runs (go test -count) is their median. It exits 1 when
+// a figure is missing from the input.
 //
 // `make bench` runs the benchmarks and pipes them here.
 package main
@@ -14,6 +15,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,17 +34,30 @@ func main() {
 	}
 }
 
-// results holds what the benchmarks reported: the value of each unit by
-// benchmark name, without the "Benchmark" prefix and the -GOMAXPROCS suffix,
-// and the machine the run describes.
+// results holds what the benchmarks reported: the values of each unit, one
+// per run (go test -count), by benchmark name without the "Benchmark" prefix
+// and the -GOMAXPROCS suffix; and the machine the run describes.
 type results struct {
-	metrics map[string]map[string]float64
+	metrics map[string]map[string][]float64
 	cpu     string
+}
+
+// median is the median of a unit's values, or false when there are none.
+func (r results) median(name, unit string) (float64, bool) {
+	vs := slices.Clone(r.metrics[name][unit])
+	if len(vs) == 0 {
+		return 0, false
+	}
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2, true
+	}
+	return vs[len(vs)/2], true
 }
 
 // parse reads benchmark output from r, copying each line to echo.
 func parse(r io.Reader, echo io.Writer) (results, error) {
-	res := results{metrics: map[string]map[string]float64{}}
+	res := results{metrics: map[string]map[string][]float64{}}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
@@ -55,10 +70,10 @@ func parse(r io.Reader, echo io.Writer) (results, error) {
 			continue
 		}
 		if res.metrics[name] == nil {
-			res.metrics[name] = map[string]float64{}
+			res.metrics[name] = map[string][]float64{}
 		}
 		for unit, v := range values {
-			res.metrics[name][unit] = v
+			res.metrics[name][unit] = append(res.metrics[name][unit], v)
 		}
 	}
 	return res, sc.Err()
@@ -125,13 +140,19 @@ func (f figure) met() bool {
 // find.
 func report(w io.Writer, res results) (missing []string) {
 	get := func(name, unit string) float64 {
-		if v, ok := res.metrics[name][unit]; ok {
+		if v, ok := res.median(name, unit); ok {
 			return v
 		}
 		missing = append(missing, name+" "+unit)
 		return math.NaN()
 	}
 	nan := math.NaN()
+	runs := func(name string) string {
+		if n := len(res.metrics[name]["ns/op"]); n > 1 {
+			return fmt.Sprintf("; median of %d runs", n)
+		}
+		return ""
+	}
 	list := func(side, unit string) float64 { return get("ListUsers/100k/"+side, unit) }
 	triple := func(name, unit string, t target) figure {
 		return figure{name, list("job", unit), list("baseline", unit), list("limit", unit), t}
@@ -159,7 +180,7 @@ func report(w io.Writer, res results) (missing []string) {
 		handler bool // the figures are the handler binary's, with no baseline
 		figures []figure
 	}{
-		{"100,000 users, default properties, $top 999, over TLS, no latency; a log line per user", false, []figure{
+		{"100,000 users, default properties, $top 999, over TLS, no latency; a log line per user" + runs("ListUsers/100k/job"), false, []figure{
 			triple("users/s", "users/s", target{text: "≥ 4× baseline", ofRatio: true, bound: 4}),
 			triple("wall ns/user", "ns/user", target{}),
 			triple("CPU ns/user (process, fake Graph included)", "cpu-ns/user", target{}),

@@ -14,7 +14,9 @@ const sample = `goos: linux
 goarch: amd64
 pkg: graphuserstimer/internal/graph
 cpu: AMD EPYC
+BenchmarkListUsers/100k/job-2          3   400000000 ns/op   40.0 B/user   0.2 allocs/user   4000 cpu-ns/user   4000 ns/user   250000 users/s   4000000 B/op   20000 allocs/op
 BenchmarkListUsers/100k/job-2          3   500000000 ns/op   50.0 B/user   0.2 allocs/user   5000 cpu-ns/user   5000 ns/user   200000 users/s   5000000 B/op   20000 allocs/op
+BenchmarkListUsers/100k/job-2          3   600000000 ns/op   60.0 B/user   0.2 allocs/user   6000 cpu-ns/user   6000 ns/user   166667 users/s   6000000 B/op   20000 allocs/op
 BenchmarkListUsers/100k/baseline-2     3  2000000000 ns/op   5000 B/user    75 allocs/user  20000 cpu-ns/user  20000 ns/user    50000 users/s 500000000 B/op 7500000 allocs/op
 BenchmarkListUsers/100k/limit-2        3   150000000 ns/op     30 B/user   0.17 allocs/user  1800 cpu-ns/user   1500 ns/user   666667 users/s   3000000 B/op   17000 allocs/op
 BenchmarkListUsersLatency/job-2        3  4800000000 ns/op
@@ -37,9 +39,9 @@ func TestParseReadsEveryResultAndPassesTheInputThrough(t *testing.T) {
 	assert.Equal(t, sample, echo.String())
 	assert.Equal(t, "AMD EPYC", res.cpu)
 	assert.Len(t, res.metrics, 12)
-	assert.Equal(t, 200000.0, res.metrics["ListUsers/100k/job"]["users/s"])
-	assert.Equal(t, 5e9, res.metrics["ListUsersLatency/baseline"]["ns/op"])
-	assert.Equal(t, 5.4, res.metrics["Startup"]["median-ms"])
+	assert.Equal(t, []float64{250000, 200000, 166667}, res.metrics["ListUsers/100k/job"]["users/s"])
+	assert.Equal(t, []float64{5e9}, res.metrics["ListUsersLatency/baseline"]["ns/op"])
+	assert.Equal(t, []float64{5.4}, res.metrics["Startup"]["median-ms"])
 }
 
 func TestParseResultSkipsLinesThatAreNotResults(t *testing.T) {
@@ -87,7 +89,17 @@ func TestReportSaysWhichTargetsAreMet(t *testing.T) {
 			assert.NotContains(t, line, "NOT MET")
 		}
 	}
-	assert.Contains(t, find(t, out.String(), "users/s"), "4.00×")
+	assert.Contains(t, find(t, out.String(), "users/s"), "4.00×", "the median of the job's three runs")
+	assert.Contains(t, out.String(), "median of 3 runs")
+}
+
+func TestMedianOfAnEvenNumberOfRunsIsTheMeanOfTheMiddleTwo(t *testing.T) {
+	res := results{metrics: map[string]map[string][]float64{"A": {"x": {4, 1, 3, 2}}}}
+	m, ok := res.median("A", "x")
+	require.True(t, ok)
+	assert.Equal(t, 2.5, m)
+	_, ok = res.median("A", "y")
+	assert.False(t, ok)
 }
 
 func TestReportNamesWhatIsMissing(t *testing.T) {
