@@ -1,6 +1,7 @@
 // Command fakeazure serves the project's local stand-ins for Azure on loopback: the App Service
-// managed identity endpoint (and IMDS) on one address, Microsoft Graph's /v1.0/users on another, so
-// the handler can run on a laptop with no Azure at all.
+// managed identity endpoint (and IMDS) on one address, Microsoft Graph's /v1.0/users and the
+// directory's /v1.0/servicePrincipals on another, so the handler and grant can run on a laptop
+// with no Azure at all.
 //
 // It prints one line naming the endpoints, logs one line per request to stderr, and stops on
 // SIGINT or SIGTERM.
@@ -70,7 +71,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	identity := newFake(logger, "identity", fakeazure.NewIdentity(fakeazure.IdentityOptions{
 		ClientID: *clientID, Header: *header, Token: token}))
-	graph := newFake(logger, "graph", fakeazure.NewGraph(fakeazure.GraphOptions{Users: *users, Token: token}))
+	// The one identity may also grant app roles, so `grant` can be tried
+	// against these fakes: locally it plays the administrator too.
+	directory := fakeazure.NewDirectory(fakeazure.DirectoryOptions{AdminToken: token,
+		ManagedIdentities: []fakeazure.ManagedIdentity{{ClientID: *clientID, Name: "graphusers-id"}}})
+	graph := newFake(logger, "graph", fakeazure.NewGraph(fakeazure.GraphOptions{Users: *users, Token: token, Directory: directory}))
 	if err := identity.listen("-identity-addr", *identityAddr); err != nil {
 		return err
 	}
