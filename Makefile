@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 USERS ?= 2500
 
-.PHONY: all build run fake test lint bench fuzz package clean
+.PHONY: all build run fake test lint bench fuzz package grant azurite clean
 
 all: lint test
 
@@ -51,6 +51,23 @@ bench:
 		$(GO) test $(BENCHFLAGS) -bench '^BenchmarkListUsersPeakHeap$$' -benchtime 1x ./internal/graph/ && \
 		$(GO) test $(BENCHFLAGS) -bench '^BenchmarkStartup$$' -benchtime 30x ./cmd/handler/; \
 	} 2>&1 | bin/benchreport
+
+## grant: give the managed identity CLIENT_ID (default $AZURE_CLIENT_ID) User.Read.All, as the
+## administrator signed in with az login; GRANT_FLAGS adds flags, such as -dry-run
+grant:
+	$(GO) run ./cmd/grant $(if $(CLIENT_ID),-client-id $(CLIENT_ID)) $(GRANT_FLAGS)
+
+## azurite: the storage emulator a timer trigger needs under func start (AzureWebJobsStorage=
+## UseDevelopmentStorage=true): installed from npm into .azurite/npm, data in .azurite, listening on
+## 127.0.0.1:10000-10002 until Ctrl-C. Azurite 3.36 and later need Node 21 or newer.
+AZURITE_VERSION ?= 3.35.0
+AZURITE_STAMP   := .azurite/npm/installed-$(AZURITE_VERSION)
+azurite: $(AZURITE_STAMP)
+	.azurite/npm/node_modules/.bin/azurite --silent --location .azurite --skipApiVersionCheck --disableTelemetry
+
+$(AZURITE_STAMP):
+	npm install --prefix .azurite/npm --no-save --no-audit --no-fund azurite@$(AZURITE_VERSION)
+	touch $@
 
 clean:
 	rm -rf handler bin dist
