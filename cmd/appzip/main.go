@@ -37,9 +37,11 @@ func main() {
 // whatever machine it runs on: no cgo, so no C library to match.
 var buildEnv = []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}
 
-// buildFlags are the flags of `go build`: no local paths in the binary, and no
-// symbol table or DWARF, which the workers never read.
-var buildFlags = []string{"-trimpath", "-ldflags=-s -w"}
+// buildFlags are the flags of `go build`: the commit it was built from, when
+// built in a git checkout, whatever GOFLAGS says (go version -m shows it); no
+// local paths in the binary; and no symbol table or DWARF, which the workers
+// never read.
+var buildFlags = []string{"-buildvcs=auto", "-trimpath", "-ldflags=-s -w"}
 
 // run builds the handler (or takes -handler as built) and writes the zip.
 // environ is the environment `go build` runs in, before buildEnv.

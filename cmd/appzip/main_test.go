@@ -59,7 +59,7 @@ func TestPackageMakesTheZipAFunctionAppRuns(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-root", repoRoot, "-o", out}, os.Environ(), &stdout, &stderr)
 	require.NoError(t, err, "stderr: %s", stderr.String())
-	assert.Contains(t, stdout.String(), "CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath '-ldflags=-s -w' -o ")
+	assert.Contains(t, stdout.String(), "CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -buildvcs=auto -trimpath '-ldflags=-s -w' -o ")
 	assert.Contains(t, stdout.String(), "wrote "+out+": 3 entries")
 
 	fi, err := os.Stat(out)
@@ -123,6 +123,9 @@ func TestPackageMakesTheZipAFunctionAppRuns(t *testing.T) {
 	// With -trimpath, Go leaves -ldflags out of the build info: the missing
 	// .symtab above is what shows -s.
 	assert.Equal(t, "true", settings["-trimpath"])
+	if _, err := os.Stat(filepath.Join(repoRoot, ".git")); err == nil {
+		assert.Regexp(t, `^[0-9a-f]{40}$`, settings["vcs.revision"], "a checkout's build says which commit it is")
+	}
 }
 
 func TestPackageRefusesAHandlerTheWorkersCannotRunAndWritesNoZip(t *testing.T) {
