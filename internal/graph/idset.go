@@ -37,8 +37,9 @@ func newIDSet() *idSet {
 	return s
 }
 
-func (s *idSet) hash(user []byte) uint64 {
-	if id, ok := memberString(user, "id"); ok {
+// hash is the hash of a user's id, or of the whole user when id is nil.
+func (s *idSet) hash(user, id []byte) uint64 {
+	if id != nil {
 		return maphash.Bytes(s.seed, id)
 	}
 	return maphash.Bytes(s.seed, user)
@@ -54,9 +55,7 @@ func (s *idSet) add(h uint64) error {
 		s.mem = append(s.mem, h)
 		return nil
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], h)
-	if _, err := s.w.Write(b[:]); err != nil {
+	if _, err := s.w.Write(binary.LittleEndian.AppendUint64(s.w.AvailableBuffer(), h)); err != nil {
 		return fmt.Errorf("remember logged users: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,10 +10,11 @@ import (
 
 // pageHandler receives what a page holds as the decoder meets it: the
 // nextLink, saying whether it came before the users, and each user's JSON
-// object. The user bytes are only valid during the call.
+// object with the raw bytes of its id (nil when it has none). The bytes are
+// only valid during the call.
 type pageHandler struct {
 	link func(nextLink string, beforeValue bool)
-	user func(user []byte) error
+	user func(user, id []byte) error
 }
 
 // errHandler marks an error returned by a pageHandler, as opposed to one in
@@ -23,61 +25,65 @@ func (e errHandler) Error() string { return e.err.Error() }
 func (e errHandler) Unwrap() error { return e.err }
 
 // decodePage reads one Graph collection page from r as a stream, one user at
-// a time, so a page never sits in memory whole. An error that is not an
+// a time, so a page never sits in memory whole. Each user is scanned once:
+// found, checked to be valid JSON, and its id noted. An error that is not an
 // errHandler means the page is broken: cut off, not JSON, or not a page.
 func decodePage(r io.Reader, h pageHandler) error {
-	dec := json.NewDecoder(r)
-	if err := expectDelim(dec, '{'); err != nil {
+	p := pageReader{r: r, buf: make([]byte, 0, readSize)}
+	if err := p.expect('{'); err != nil {
 		return err
 	}
-	var raw json.RawMessage
 	sawValue := false
-	for dec.More() {
-		tok, err := dec.Token()
+	for first := true; ; first = false {
+		c, err := p.peek()
 		if err != nil {
-			return fmt.Errorf("read page: %w", err)
+			return err
 		}
-		key, _ := tok.(string)
+		if c == '}' && first {
+			p.pos++
+			break
+		}
+		key, err := p.key()
+		if err != nil {
+			return err
+		}
 		switch key {
 		case "@odata.nextLink":
+			v, _, err := p.value()
+			if err != nil {
+				return fmt.Errorf("read @odata.nextLink: %w", err)
+			}
 			var link string
-			if err := dec.Decode(&link); err != nil {
+			if err := json.Unmarshal(v, &link); err != nil {
 				return fmt.Errorf("read @odata.nextLink: %w", err)
 			}
 			h.link(link, !sawValue)
 		case "value":
 			if sawValue {
-				return errors.New("page has two value arrays")
+				return errors.New("read page: two value arrays")
 			}
 			sawValue = true
-			if err := expectDelim(dec, '['); err != nil {
-				return fmt.Errorf("read value: %w", err)
-			}
-			for dec.More() {
-				// Decoding into the same RawMessage reuses its bytes.
-				if err := dec.Decode(&raw); err != nil {
-					return fmt.Errorf("read user: %w", err)
-				}
-				if len(raw) == 0 || raw[0] != '{' {
-					return fmt.Errorf("read user: %.40s is not a JSON object", raw)
-				}
-				if err := h.user(raw); err != nil {
-					return errHandler{err}
-				}
-			}
-			if err := expectDelim(dec, ']'); err != nil {
-				return fmt.Errorf("read value: %w", err)
+			if err := p.users(h.user); err != nil {
+				return err
 			}
 		default:
-			if err := dec.Decode(&raw); err != nil {
+			if _, _, err := p.value(); err != nil {
 				return fmt.Errorf("read %q: %w", key, err)
 			}
 		}
+		c, err = p.peek()
+		if err != nil {
+			return err
+		}
+		p.pos++
+		if c == '}' {
+			break
+		}
+		if c != ',' {
+			return fmt.Errorf("read page: found %q where ',' or '}' belongs", c)
+		}
 	}
-	if err := expectDelim(dec, '}'); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := p.peek(); err != io.ErrUnexpectedEOF {
 		return errors.New("read page: data after the page's closing brace")
 	}
 	if !sawValue {
@@ -86,103 +92,155 @@ func decodePage(r io.Reader, h pageHandler) error {
 	return nil
 }
 
-func expectDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("read page: %w", err)
+// readSize is how much a pageReader asks of the body at a time.
+const readSize = 64 << 10
+
+// pageReader holds the part of a page read but not yet scanned.
+type pageReader struct {
+	r   io.Reader
+	buf []byte // unscanned bytes are buf[pos:]
+	pos int
+	eof bool
+}
+
+// fill reads more of the body, making room first: scanned bytes go, and the
+// buffer grows when a value needs more than it holds.
+func (p *pageReader) fill() error {
+	if p.eof {
+		return io.ErrUnexpectedEOF
 	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("read page: found %v where %q belongs", tok, want)
+	if p.pos > 0 {
+		n := copy(p.buf, p.buf[p.pos:])
+		p.buf, p.pos = p.buf[:n], 0
+	}
+	if cap(p.buf)-len(p.buf) < readSize/2 {
+		p.buf = append(p.buf, make([]byte, cap(p.buf))...)[:len(p.buf)]
+	}
+	n, err := p.r.Read(p.buf[len(p.buf):cap(p.buf)])
+	p.buf = p.buf[:len(p.buf)+n]
+	if err == io.EOF {
+		p.eof = true
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read page: %w", err)
 	}
 	return nil
 }
 
-// memberString returns the raw bytes of the string value of key in the JSON
-// object obj, which must be valid JSON, as the decoder guarantees. Like
-// encoding/json, it takes the last of repeated keys.
-func memberString(obj []byte, key string) (val []byte, found bool) {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return nil, false
-	}
-	i++
+// peek returns the next byte that is not space, without taking it;
+// io.ErrUnexpectedEOF when the body ends first.
+func (p *pageReader) peek() (byte, error) {
 	for {
-		i = skipSpace(obj, i)
-		if i >= len(obj) || obj[i] != '"' {
-			return val, found
-		}
-		kEnd := skipString(obj, i)
-		k := obj[i+1 : kEnd-1]
-		i = skipSpace(obj, kEnd) + 1 // the colon
-		i = skipSpace(obj, i)
-		end := skipValue(obj, i)
-		if string(k) == key {
-			val, found = nil, false
-			if obj[i] == '"' {
-				val, found = obj[i+1:end-1], true
+		for p.pos < len(p.buf) {
+			switch c := p.buf[p.pos]; c {
+			case ' ', '\t', '\n', '\r':
+				p.pos++
+			default:
+				return c, nil
 			}
 		}
-		i = skipSpace(obj, end)
-		if i >= len(obj) || obj[i] != ',' {
-			return val, found
+		if err := p.fill(); err != nil {
+			return 0, err
 		}
-		i++
 	}
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
+func (p *pageReader) expect(want byte) error {
+	c, err := p.peek()
+	if err != nil {
+		return fmt.Errorf("read page: %w", err)
 	}
-	return i
+	if c != want {
+		return fmt.Errorf("read page: found %q where %q belongs", c, want)
+	}
+	p.pos++
+	return nil
 }
 
-// skipString returns the index just past the string starting at b[i].
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
+// value scans the next value and returns its bytes, valid until the next
+// call, and the span of its top-level id within them.
+func (p *pageReader) value() ([]byte, [2]int, error) {
+	if _, err := p.peek(); err != nil {
+		return nil, [2]int{}, err
+	}
+	for {
+		n, st, id := scanValue(p.buf[p.pos:])
+		switch st {
+		case scanDone:
+			v := p.buf[p.pos : p.pos+n]
+			p.pos += n
+			return v, id, nil
+		case scanInvalid:
+			return nil, id, fmt.Errorf("invalid JSON near %.40q", p.buf[p.pos:])
+		}
+		if err := p.fill(); err != nil {
+			return nil, id, err
 		}
 	}
-	return len(b)
 }
 
-// skipValue returns the index just past the value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
+// key reads an object member's name and its colon.
+func (p *pageReader) key() (string, error) {
+	c, err := p.peek()
+	if err != nil {
+		return "", fmt.Errorf("read page: %w", err)
 	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
+	if c != '"' {
+		return "", fmt.Errorf("read page: found %q where a member name belongs", c)
+	}
+	v, _, err := p.value()
+	if err != nil {
+		return "", fmt.Errorf("read page: %w", err)
+	}
+	var key string
+	if bytes.IndexByte(v, '\\') < 0 {
+		key = string(v[1 : len(v)-1])
+	} else if err := json.Unmarshal(v, &key); err != nil {
+		return "", fmt.Errorf("read page: %w", err)
+	}
+	return key, p.expect(':')
+}
+
+// users reads the value array, handing each user over.
+func (p *pageReader) users(user func(user, id []byte) error) error {
+	if err := p.expect('['); err != nil {
+		return fmt.Errorf("read value: %w", err)
+	}
+	c, err := p.peek()
+	if err != nil {
+		return fmt.Errorf("read value: %w", err)
+	}
+	if c == ']' {
+		p.pos++
+		return nil
+	}
+	for {
+		u, span, err := p.value()
+		if err != nil {
+			return fmt.Errorf("read user: %w", err)
 		}
-		return i
-	default:
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t' {
-			i++
+		if u[0] != '{' {
+			return fmt.Errorf("read user: %.40s is not a JSON object", u)
 		}
-		return i
+		var id []byte
+		if span[1] > 0 {
+			id = u[span[0]:span[1]]
+		}
+		if err := user(u, id); err != nil {
+			return errHandler{err}
+		}
+		c, err := p.peek()
+		if err != nil {
+			return fmt.Errorf("read value: %w", err)
+		}
+		p.pos++
+		switch c {
+		case ']':
+			return nil
+		case ',':
+		default:
+			return fmt.Errorf("read value: found %q where ',' or ']' belongs", c)
+		}
 	}
 }

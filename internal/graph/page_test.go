@@ -17,7 +17,7 @@ func collect(t *testing.T, body string) (string, []string, error) {
 	var users []string
 	err := decodePage(strings.NewReader(body), pageHandler{
 		link: func(s string, _ bool) { link = s },
-		user: func(u []byte) error { users = append(users, string(u)); return nil },
+		user: func(u, _ []byte) error { users = append(users, string(u)); return nil },
 	})
 	return link, users, err
 }
@@ -46,7 +46,7 @@ func TestDecodePageCallsTheLinkBeforeTheFirstUser(t *testing.T) {
 	var events []string
 	err := decodePage(strings.NewReader(`{"@odata.nextLink":"n","value":[{"id":"1"}]}`), pageHandler{
 		link: func(string, bool) { events = append(events, "link") },
-		user: func([]byte) error { events = append(events, "user"); return nil },
+		user: func(_, _ []byte) error { events = append(events, "user"); return nil },
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"link", "user"}, events)
@@ -57,6 +57,7 @@ func TestDecodePageReportsABrokenPage(t *testing.T) {
 		"a body cut off in a user":       `{"value":[{"id":"1"},{"id":"2","displayName":"Ad`,
 		"a body cut off between users":   `{"value":[{"id":"1"},`,
 		"a body cut off after the array": `{"value":[{"id":"1"}]`,
+		"an escaped control character":   "{\"value\":[{\"id\":\"a\x01\"}]}",
 		"an empty body":                  ``,
 		"HTML":                           `<html>gateway timeout</html>`,
 		"no value array":                 `{"@odata.nextLink":"n"}`,
@@ -86,14 +87,14 @@ func TestDecodePageStopsAtAHandlerError(t *testing.T) {
 	n := 0
 	err := decodePage(strings.NewReader(`{"value":[{"id":"1"},{"id":"2"}]}`), pageHandler{
 		link: func(string, bool) {},
-		user: func([]byte) error { n++; return stop },
+		user: func(_, _ []byte) error { n++; return stop },
 	})
 	require.ErrorIs(t, err, stop)
 	assert.IsType(t, errHandler{}, err)
 	assert.Equal(t, 1, n)
 }
 
-func TestMemberStringFindsTheTopLevelID(t *testing.T) {
+func TestScanValueFindsTheTopLevelID(t *testing.T) {
 	tests := []struct {
 		obj  string
 		want string
@@ -104,17 +105,30 @@ func TestMemberStringFindsTheTopLevelID(t *testing.T) {
 		{`{ "nested" : {"id":"no"} , "id" : "a3" }`, "a3", true},
 		{`{"list":[{"id":"no"},"id"],"id":"a4"}`, "a4", true},
 		{`{"s":"has \"id\":\"no\" inside","id":"a5"}`, "a5", true},
-		{`{"n":12.5e3,"t":true,"f":false,"z":null,"id":"a6"}`, "a6", true},
-		{`{"displayName":"no id"}`, "", false},
-		{`{"id":42}`, "", false},
+		{`{"n":-12.5e+3,"t":true,"f":false,"z":null,"id":"a6"}`, "a6", true},
 		{`{"id":"first","id":"last"}`, "last", true},
 		{`{"id":"first","id":null}`, "", false},
+		{`{"displayName":"no id"}`, "", false},
+		{`{"id":42}`, "", false},
 		{`{}`, "", false},
 	}
 	for _, tt := range tests {
-		got, ok := memberString([]byte(tt.obj), "id")
-		assert.Equal(t, tt.ok, ok, tt.obj)
-		assert.Equal(t, tt.want, string(got), tt.obj)
+		n, st, span := scanValue([]byte(tt.obj))
+		require.Equal(t, scanDone, st, tt.obj)
+		assert.Equal(t, len(tt.obj), n, tt.obj)
+		assert.Equal(t, tt.ok, span[1] > 0, tt.obj)
+		assert.Equal(t, tt.want, tt.obj[span[0]:span[1]], tt.obj)
+	}
+}
+
+func TestScanValueTellsIncompleteFromInvalid(t *testing.T) {
+	for _, in := range []string{`{`, `{"id":"a`, `{"id":"\u00`, `[1,`, `tr`, `{"a":1`, `"abc`, `-`, `1.`, `1e`, `1e+`} {
+		_, st, _ := scanValue([]byte(in))
+		assert.Equal(t, scanIncomplete, st, in)
+	}
+	for _, in := range []string{`}`, `{1:2}`, `{"a" 1}`, `[1 2]`, `tru3`, `"\x"`, `"\u00zz"`, "\"\x01\"", `[01]`, `-a`, `1.e3`, `{"a":1,}`, `[1,]`, `+1`, `nul!`} {
+		_, st, _ := scanValue([]byte(in))
+		assert.Equal(t, scanInvalid, st, in)
 	}
 }
 
@@ -126,7 +140,7 @@ func TestDecodePageSaysWhetherTheLinkCameBeforeTheUsers(t *testing.T) {
 		var before []bool
 		err := decodePage(strings.NewReader(body), pageHandler{
 			link: func(_ string, b bool) { before = append(before, b) },
-			user: func([]byte) error { return nil },
+			user: func(_, _ []byte) error { return nil },
 		})
 		require.NoError(t, err)
 		assert.Equal(t, []bool{want}, before, body)

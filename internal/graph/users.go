@@ -240,7 +240,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *pending) (link
 					next = l.fetchAhead(ctx, s)
 				}
 			},
-			user: func(u []byte) error { return l.emit(u, again) },
+			user: func(u, id []byte) error { return l.emit(u, id, again) },
 		})
 		resp.Body.Close()
 		if err == nil {
@@ -279,8 +279,8 @@ func (l *lister) retry(ctx context.Context, attempt int, why string, d time.Dura
 
 // emit hands a user to the sink unless it was handed over before: on an
 // earlier attempt at this page (again) or before a restart.
-func (l *lister) emit(user []byte, again map[uint64]bool) error {
-	h := l.seen.hash(user)
+func (l *lister) emit(user, id []byte, again map[uint64]bool) error {
+	h := l.seen.hash(user, id)
 	if again[h] || l.seen.before(h) {
 		return nil
 	}

@@ -118,7 +118,7 @@ func (ow *ObjectWriter) Write(obj []byte) error {
 	if len(obj) < 2 || obj[0] != '{' {
 		return fmt.Errorf("log line: %.40q is not a JSON object", obj)
 	}
-	if bytes.ContainsAny(obj, "\r\n") {
+	if bytes.IndexByte(obj, '\n') >= 0 || bytes.IndexByte(obj, '\r') >= 0 {
 		// Whitespace between tokens is all a newline can be in valid JSON:
 		// compact it away so the line stays one line.
 		var c bytes.Buffer

@@ -1,0 +1,312 @@
+package graph
+
+// A validating JSON scanner that finds where a value ends in one pass, as
+// encoding/json does in two (once to find the end, once to copy it), and
+// notes an object's top-level "id" on the way.
+
+// scanStatus says how a scan of a value ended.
+type scanStatus int
+
+const (
+	scanDone       scanStatus = iota // a whole, valid value
+	scanIncomplete                   // valid so far, but the bytes ran out
+	scanInvalid                      // not JSON
+)
+
+// scanValue scans the JSON value at the start of b (no leading space). It
+// returns the value's length, how the scan ended, and, for an object, the
+// span of the string value of its last top-level "id" member (id[1] == 0
+// when it has none).
+func scanValue(b []byte) (n int, st scanStatus, id [2]int) {
+	s := scanner{b: b}
+	s.value(0)
+	if s.st != scanDone {
+		return 0, s.st, id
+	}
+	return s.i, scanDone, s.id
+}
+
+type scanner struct {
+	b  []byte
+	i  int
+	st scanStatus
+	id [2]int
+}
+
+// fail records how the scan ended, unless it already has.
+func (s *scanner) fail(st scanStatus) {
+	if s.st == scanDone {
+		s.st = st
+	}
+}
+
+// more reports whether a byte is left; when none is, the value is
+// incomplete.
+func (s *scanner) more() bool {
+	if s.i < len(s.b) {
+		return true
+	}
+	s.fail(scanIncomplete)
+	return false
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// value scans one value; depth is how deep in objects and arrays it is.
+func (s *scanner) value(depth int) {
+	if !s.more() {
+		return
+	}
+	if depth > 10000 {
+		s.fail(scanInvalid)
+		return
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		s.object(depth + 1)
+	case c == '[':
+		s.array(depth + 1)
+	case c == '"':
+		s.str()
+	case c == '-' || c >= '0' && c <= '9':
+		s.number()
+	case c == 't':
+		s.literal("true")
+	case c == 'f':
+		s.literal("false")
+	case c == 'n':
+		s.literal("null")
+	default:
+		s.fail(scanInvalid)
+	}
+}
+
+func (s *scanner) object(depth int) {
+	s.i++ // {
+	s.space()
+	if !s.more() {
+		return
+	}
+	if s.b[s.i] == '}' {
+		s.i++
+		return
+	}
+	for {
+		if !s.more() {
+			return
+		}
+		if s.b[s.i] != '"' {
+			s.fail(scanInvalid)
+			return
+		}
+		k := s.i
+		s.str()
+		if s.st != scanDone {
+			return
+		}
+		isID := depth == 1 && string(s.b[k:s.i]) == `"id"`
+		s.space()
+		if !s.more() {
+			return
+		}
+		if s.b[s.i] != ':' {
+			s.fail(scanInvalid)
+			return
+		}
+		s.i++
+		s.space()
+		v := s.i
+		s.value(depth)
+		if s.st != scanDone {
+			return
+		}
+		if isID {
+			s.id = [2]int{}
+			if s.b[v] == '"' {
+				s.id = [2]int{v + 1, s.i - 1}
+			}
+		}
+		s.space()
+		if !s.more() {
+			return
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			s.space()
+		case '}':
+			s.i++
+			return
+		default:
+			s.fail(scanInvalid)
+			return
+		}
+	}
+}
+
+func (s *scanner) array(depth int) {
+	s.i++ // [
+	s.space()
+	if !s.more() {
+		return
+	}
+	if s.b[s.i] == ']' {
+		s.i++
+		return
+	}
+	for {
+		s.value(depth)
+		if s.st != scanDone {
+			return
+		}
+		s.space()
+		if !s.more() {
+			return
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+			s.space()
+		case ']':
+			s.i++
+			return
+		default:
+			s.fail(scanInvalid)
+			return
+		}
+	}
+}
+
+// str scans a string, checking its escapes and that it holds no control
+// characters.
+func (s *scanner) str() {
+	s.i++ // "
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				s.fail(scanIncomplete)
+				return
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				for k := 2; k < 6; k++ {
+					if s.i+k >= len(s.b) {
+						s.fail(scanIncomplete)
+						return
+					}
+					if !isHex(s.b[s.i+k]) {
+						s.fail(scanInvalid)
+						return
+					}
+				}
+				s.i += 6
+			default:
+				s.fail(scanInvalid)
+				return
+			}
+		case c < 0x20:
+			s.fail(scanInvalid)
+			return
+		default:
+			s.i++
+		}
+	}
+	s.fail(scanIncomplete)
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// number scans -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?. A number that runs to
+// the end of the bytes may go on in the next ones: incomplete.
+func (s *scanner) number() {
+	if s.b[s.i] == '-' {
+		s.i++
+		if !s.more() {
+			return
+		}
+	}
+	switch c := s.b[s.i]; {
+	case c == '0':
+		s.i++
+	case c >= '1' && c <= '9':
+		s.digits()
+	default:
+		s.fail(scanInvalid)
+		return
+	}
+	if !s.more() {
+		return
+	}
+	if s.b[s.i] == '.' {
+		s.i++
+		if !s.more() {
+			return
+		}
+		if !isDigit(s.b[s.i]) {
+			s.fail(scanInvalid)
+			return
+		}
+		s.digits()
+		if !s.more() {
+			return
+		}
+	}
+	if c := s.b[s.i]; c == 'e' || c == 'E' {
+		s.i++
+		if !s.more() {
+			return
+		}
+		if c := s.b[s.i]; c == '+' || c == '-' {
+			s.i++
+			if !s.more() {
+				return
+			}
+		}
+		if !isDigit(s.b[s.i]) {
+			s.fail(scanInvalid)
+			return
+		}
+		s.digits()
+		s.more()
+	}
+}
+
+func (s *scanner) digits() {
+	for s.i < len(s.b) && isDigit(s.b[s.i]) {
+		s.i++
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func (s *scanner) literal(lit string) {
+	for k := 0; k < len(lit); k++ {
+		if s.i+k >= len(s.b) {
+			s.fail(scanIncomplete)
+			return
+		}
+		if s.b[s.i+k] != lit[k] {
+			s.fail(scanInvalid)
+			return
+		}
+	}
+	s.i += len(lit)
+}
