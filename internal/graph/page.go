@@ -29,7 +29,16 @@ func (e errHandler) Unwrap() error { return e.err }
 // found, checked to be valid JSON, and its id noted. An error that is not an
 // errHandler means the page is broken: cut off, not JSON, or not a page.
 func decodePage(r io.Reader, h pageHandler) error {
-	p := pageReader{r: r, buf: make([]byte, 0, readSize)}
+	var p pageReader
+	return p.decode(r, h)
+}
+
+// decode is decodePage with the reader's buffer, kept from page to page.
+func (p *pageReader) decode(r io.Reader, h pageHandler) error {
+	if p.buf == nil {
+		p.buf = make([]byte, 0, readSize)
+	}
+	p.r, p.buf, p.pos, p.eof = r, p.buf[:0], 0, false
 	if err := p.expect('{'); err != nil {
 		return err
 	}
@@ -95,7 +104,8 @@ func decodePage(r io.Reader, h pageHandler) error {
 // readSize is how much a pageReader asks of the body at a time.
 const readSize = 64 << 10
 
-// pageReader holds the part of a page read but not yet scanned.
+// pageReader holds the part of a page read but not yet scanned. Its buffer
+// serves one page after another.
 type pageReader struct {
 	r   io.Reader
 	buf []byte // unscanned bytes are buf[pos:]

@@ -166,6 +166,8 @@ type lister struct {
 	first string
 	st    Stats
 	seen  *idSet
+	// reader's buffer serves every page.
+	reader pageReader
 }
 
 // page reads one page, retrying what is worth retrying, and returns its
@@ -229,7 +231,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *pending) (link
 		}
 
 		link = ""
-		err = decodePage(resp.Body, pageHandler{
+		err = l.reader.decode(resp.Body, pageHandler{
 			link: func(s string, beforeValue bool) {
 				link = s
 				if next != nil && next.url != s {
