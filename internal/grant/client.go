@@ -15,6 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"graphuserstimer/internal/graph"
 )
 
 const (
@@ -50,7 +52,7 @@ func NewClient(endpoint *url.URL, cred azcore.TokenCredential, o *ClientOptions)
 		return nil, fmt.Errorf("graph endpoint %v is not an absolute URL", endpoint)
 	}
 	root := &url.URL{Scheme: endpoint.Scheme, Host: endpoint.Host}
-	bearer := runtime.NewBearerTokenPolicy(cred, []string{root.String() + "/.default"}, &policy.BearerTokenOptions{
+	bearer := runtime.NewBearerTokenPolicy(cred, []string{graph.Scope(root)}, &policy.BearerTokenOptions{
 		// The caller's endpoint check lets plain http through to loopback only.
 		InsecureAllowCredentialWithHTTP: root.Scheme == "http",
 	})
@@ -99,7 +101,7 @@ func (c *Client) checkOrigin(rawURL string) error {
 }
 
 // do sends one request, with body as JSON when not nil, and decodes a
-// response of status want into out. Any other status is a *ResponseError.
+// response of status want into out. Any other status is a *graph.ResponseError.
 func (c *Client) do(ctx context.Context, method, rawURL string, body, out any, want int) error {
 	if err := c.checkOrigin(rawURL); err != nil {
 		return err
@@ -119,7 +121,9 @@ func (c *Client) do(ctx context.Context, method, rawURL string, body, out any, w
 		return err
 	}
 	if resp.StatusCode != want {
-		return newResponseError(resp)
+		re := graph.ReadResponseError(resp)
+		re.Hint = hint(re)
+		return re
 	}
 	if out == nil {
 		return nil

@@ -1,11 +1,11 @@
 package grant
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
+
+	"graphuserstimer/internal/graph"
 )
 
 // Graph error codes a grant acts on.
@@ -17,82 +17,24 @@ const (
 // alreadyExists is how Graph words a duplicate app role assignment.
 const alreadyExists = "already exists"
 
-// ResponseError is a Graph response that is not a success, with what Graph
-// said about it and, where it can, what to do.
-type ResponseError struct {
-	// StatusCode is the HTTP status.
-	StatusCode int
-	// Code is Graph's error code, such as Authorization_RequestDenied.
-	Code string
-	// Message is Graph's error message.
-	Message string
-	// RequestID identifies the request to Microsoft support.
-	RequestID string
-}
-
-// Error says what Graph answered and what to do about it.
-func (e *ResponseError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "graph answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Code != "" {
-		fmt.Fprintf(&b, " (%s)", e.Code)
-	}
-	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", e.Message)
-	}
-	if e.RequestID != "" {
-		fmt.Fprintf(&b, " [request-id %s]", e.RequestID)
-	}
-	if hint := e.hint(); hint != "" {
-		b.WriteString("\n")
-		b.WriteString(hint)
-	}
-	return b.String()
-}
-
-func (e *ResponseError) hint() string {
+// hint says what an administrator can do about a refused directory request.
+func hint(e *graph.ResponseError) string {
 	switch e.StatusCode {
 	case http.StatusForbidden:
-		return "The account you signed in with may not grant application permissions. Sign in as a " +
+		return "the account you signed in with may not grant application permissions. Sign in as a " +
 			"Privileged Role Administrator or a Global Administrator (az login), or use a principal that " +
-			"holds the application permissions AppRoleAssignment.ReadWrite.All and Application.Read.All."
+			"holds the application permissions AppRoleAssignment.ReadWrite.All and Application.Read.All"
 	case http.StatusUnauthorized:
 		return "Graph refused the token: sign in again (az login), and check that -graph names the Graph " +
-			"of the tenant you signed in to."
+			"of the tenant you signed in to"
 	}
 	return ""
 }
 
 // duplicate reports whether Graph refused an assignment because it exists.
-func (e *ResponseError) duplicate() bool {
+func duplicate(e *graph.ResponseError) bool {
 	return e.StatusCode == http.StatusBadRequest && e.Code == codeBadRequest &&
 		strings.Contains(strings.ToLower(e.Message), alreadyExists)
-}
-
-// maxErrorBody bounds how much of an error body is read.
-const maxErrorBody = 64 << 10
-
-// newResponseError reads Graph's error body from resp, which it closes.
-func newResponseError(resp *http.Response) *ResponseError {
-	defer resp.Body.Close()
-	e := &ResponseError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var eb struct {
-		Error struct {
-			Code       string `json:"code"`
-			Message    string `json:"message"`
-			InnerError struct {
-				RequestID string `json:"request-id"`
-			} `json:"innerError"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &eb) == nil {
-		e.Code, e.Message = eb.Error.Code, eb.Error.Message
-		if e.RequestID == "" {
-			e.RequestID = eb.Error.InnerError.RequestID
-		}
-	}
-	return e
 }
 
 // NotFoundError says no service principal has an appId in the tenant the

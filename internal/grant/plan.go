@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"graphuserstimer/internal/graph"
 )
 
 // ServicePrincipal is the part of a Graph service principal a grant reads.
@@ -165,7 +167,7 @@ func (c *Client) assignments(ctx context.Context, principalID string) ([]Assignm
 func (c *Client) Assign(ctx context.Context, p Plan, s Step) (a Assignment, already bool, err error) {
 	target := c.url("/servicePrincipals/" + p.Graph.ID + "/appRoleAssignedTo")
 	err = c.do(ctx, http.MethodPost, target, p.Request(s), &a, http.StatusCreated)
-	if e, ok := errors.AsType[*ResponseError](err); ok && e.duplicate() {
+	if e, ok := errors.AsType[*graph.ResponseError](err); ok && duplicate(e) {
 		return Assignment{}, true, nil
 	}
 	if err != nil {

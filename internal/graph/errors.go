@@ -19,6 +19,8 @@ type ResponseError struct {
 	Message string
 	// RequestID identifies the request to Microsoft support.
 	RequestID string
+	// Hint says what to do about it, where the caller knows.
+	Hint string
 }
 
 // Error says what Graph answered and, where it can, what to do about it.
@@ -34,14 +36,15 @@ func (e *ResponseError) Error() string {
 	if e.RequestID != "" {
 		fmt.Fprintf(&b, " [request-id %s]", e.RequestID)
 	}
-	if hint := e.hint(); hint != "" {
+	if e.Hint != "" {
 		b.WriteString(": ")
-		b.WriteString(hint)
+		b.WriteString(e.Hint)
 	}
 	return b.String()
 }
 
-func (e *ResponseError) hint() string {
+// listingHint says what to do about a failed page of users.
+func listingHint(e *ResponseError) string {
 	switch {
 	case e.StatusCode == http.StatusForbidden:
 		return "grant the managed identity the Microsoft Graph application permission User.Read.All " +
@@ -62,8 +65,15 @@ const CodeExpiredPageToken = "Directory_ExpiredPageToken"
 // maxErrorBody bounds how much of an error body is read.
 const maxErrorBody = 64 << 10
 
-// newResponseError reads Graph's error body from resp, which it closes.
+// newResponseError reads a failed page's error, with a hint.
 func newResponseError(resp *http.Response) *ResponseError {
+	e := ReadResponseError(resp)
+	e.Hint = listingHint(e)
+	return e
+}
+
+// ReadResponseError reads Graph's error body from resp, which it closes.
+func ReadResponseError(resp *http.Response) *ResponseError {
 	defer resp.Body.Close()
 	e := &ResponseError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
