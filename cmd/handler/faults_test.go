@@ -284,3 +284,54 @@ func TestAnInvocationDuringARunStartsNoSecondListing(t *testing.T) {
 	assert.Contains(t, decodeResponse(t, inv).Logs[0], "Listed 120 users on 3 pages")
 	assert.Equal(t, 3, az.graph.Requests(), "one listing")
 }
+
+func TestTokenEndpointFaults(t *testing.T) {
+	once := func(f fakeazure.Fault) func(int) fakeazure.Fault {
+		return func(attempt int) fakeazure.Fault {
+			if attempt == 1 {
+				return f
+			}
+			return fakeazure.Fault{}
+		}
+	}
+	tests := []struct {
+		name    string
+		fault   func(int) fakeazure.Fault
+		wantErr []string // nil: the run succeeds with every user
+	}{
+		{name: "a 503 is retried", fault: once(fakeazure.Fault{Status: 503, Header: header("Retry-After", "0")})},
+		{name: "a 429 is retried", fault: once(fakeazure.Fault{Status: 429, Header: header("Retry-After", "0")})},
+		{name: "a token response cut off is retried", fault: once(fakeazure.Fault{Cut: true})},
+		{
+			name:    "a token response that is not JSON",
+			fault:   func(int) fakeazure.Fault { return fakeazure.Fault{Garbage: true} },
+			wantErr: []string{"get a token for", "ManagedIdentityCredential", "AZURE_CLIENT_ID", "stopped after 0 users on 0 pages"},
+		},
+		{
+			name:    "a 403 from the token endpoint",
+			fault:   func(int) fakeazure.Fault { return fakeazure.Fault{Status: 403, Message: "Forbidden by policy."} },
+			wantErr: []string{"get a token for", "403", "AZURE_CLIENT_ID"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			az := newAzureWith(t, 120, nil, tt.fault)
+			env := az.settings(t)
+			env["GRAPH_USERS_PAGE_SIZE"] = "50"
+			o := invokeOnce(t, az, env)
+			if tt.wantErr != nil {
+				assert.Equal(t, 500, o.status)
+				for _, w := range tt.wantErr {
+					assert.Contains(t, o.logs[len(o.logs)-1], w)
+					assert.Contains(t, o.stderr, w)
+				}
+				t.Log(o.logs[len(o.logs)-1])
+				assert.Zero(t, az.graph.Requests(), "no token, no request to Graph")
+				return
+			}
+			require.Equal(t, 200, o.status, "logs %v\nstderr %s", o.logs, o.stderr)
+			assert.Len(t, o.ids, 120)
+			assert.Equal(t, 1, az.identity.Requests(), "one token, after the retry")
+		})
+	}
+}

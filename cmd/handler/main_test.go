@@ -78,8 +78,15 @@ func newAzure(t *testing.T, users int) *azure {
 // newFaultyAzure is newAzure with a fake Graph that does what fault says.
 func newFaultyAzure(t *testing.T, users int, fault func(fakeazure.PageRequest) fakeazure.Fault) *azure {
 	t.Helper()
+	return newAzureWith(t, users, fault, nil)
+}
+
+// newAzureWith is newAzure with a fake Graph and a fake identity endpoint
+// that do what their faults say.
+func newAzureWith(t *testing.T, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, tokenFault func(int) fakeazure.Fault) *azure {
+	t.Helper()
 	a := &azure{clientID: randomGUID(t), header: "hdr-" + randomGUID(t), token: "tok-" + randomGUID(t)}
-	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token})
+	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token, Fault: tokenFault})
 	a.graph = fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: a.token, Fault: fault})
 	is := httptest.NewServer(a.identity)
 	t.Cleanup(is.Close)

@@ -1,6 +1,7 @@
 package fakeazure
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -35,6 +36,12 @@ type IdentityOptions struct {
 	Header   string        // the IDENTITY_HEADER secret App Service callers must send as X-IDENTITY-HEADER; empty refuses them all
 	Token    string        // the access token issued
 	Lifetime time.Duration // token lifetime; zero means 24h
+	// Fault, when set, is asked before each authorized token request what
+	// to do to its answer; attempt counts token requests from 1. Status
+	// answers that status with the endpoint's error shape, Garbage a 200
+	// that is not JSON, Cut a token response that breaks off; Header and
+	// Delay apply as in Graph.
+	Fault func(attempt int) Fault
 }
 
 // Identity fakes the managed identity token endpoints of App Service / Functions (at
@@ -44,6 +51,7 @@ type Identity struct {
 	opts IdentityOptions
 
 	requests  atomic.Int64
+	attempts  atomic.Int64
 	mu        sync.Mutex
 	resources []string
 }
@@ -83,7 +91,62 @@ func (f *Identity) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, imdsError{Error: "invalid_request", ErrorDescription: "token requests must use GET"})
 		return
 	}
+	if f.opts.Fault != nil && f.authorized(r) {
+		if f.fault(w, r, f.opts.Fault(int(f.attempts.Add(1)))) {
+			return
+		}
+	}
 	serve(w, r)
+}
+
+// authorized reports whether a request carries what its protocol requires
+// of a caller: X-IDENTITY-HEADER for App Service, Metadata: true for IMDS.
+func (f *Identity) authorized(r *http.Request) bool {
+	if r.URL.Path == IMDSPath {
+		return r.Header.Get("Metadata") == "true"
+	}
+	return f.opts.Header != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-IDENTITY-HEADER")), []byte(f.opts.Header)) == 1
+}
+
+// fault does what flt says to a token request's answer, and reports
+// whether it answered.
+func (f *Identity) fault(w http.ResponseWriter, r *http.Request, flt Fault) bool {
+	for k, vs := range flt.Header {
+		w.Header()[k] = vs
+	}
+	if flt.Delay > 0 {
+		select {
+		case <-time.After(flt.Delay):
+		case <-r.Context().Done():
+			return true
+		}
+	}
+	switch {
+	case flt.Status != 0:
+		msg := cmp.Or(flt.Message, http.StatusText(flt.Status))
+		if r.URL.Path == IMDSPath {
+			writeJSON(w, flt.Status, imdsError{Error: cmp.Or(flt.Code, "unknown_error"), ErrorDescription: msg})
+		} else {
+			writeJSON(w, flt.Status, appServiceError{StatusCode: flt.Status, Message: msg})
+		}
+	case flt.Garbage:
+		writeBody(w, http.StatusOK, "text/html", []byte("<html><body>502 Bad Gateway</body></html>"))
+	case flt.Cut:
+		body := []byte(`{"access_token":"` + f.opts.Token + `","expires_on":"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)+64))
+		w.WriteHeader(http.StatusOK)
+		// Only the start goes out, short of the token: the connection
+		// closes mid-body.
+		_, _ = w.Write(body[:len(`{"access_`)])
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+		panic(http.ErrAbortHandler)
+	default:
+		return false
+	}
+	return true
 }
 
 // serveAppService speaks the App Service 2019-08-01 protocol.
