@@ -119,10 +119,28 @@ func (l *lister) fetchAhead(ctx context.Context, url string) *pending {
 	return p
 }
 
-// take waits for the response; it is the caller's from then on.
+// take waits for the response; it is the caller's from then on, and
+// closing its body lets the request's context go.
 func (p *pending) take() (*http.Response, error) {
 	<-p.done
-	return p.resp, p.err
+	if p.err != nil {
+		p.cancel()
+		return nil, p.err
+	}
+	p.resp.Body = cancelOnClose{p.resp.Body, p.cancel}
+	return p.resp, nil
+}
+
+// cancelOnClose cancels a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // discard abandons a request sent ahead that will not be read. A nil
