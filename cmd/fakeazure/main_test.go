@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -43,21 +41,13 @@ func (l *lockedBuffer) String() string {
 
 func noEnv(string) string { return "" }
 
-func randomClientID(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
 var readyLine = regexp.MustCompile(`^IDENTITY_ENDPOINT=(http://127\.0\.0\.1:\d+/msi/token) GRAPH_ENDPOINT=(http://127\.0\.0\.1:\d+) users=25\n$`)
 
 func TestRunServesTheFakesUntilTheContextEnds(t *testing.T) {
 	const header = "distinctive-identity-header"
 	// MSAL caches tokens process-wide by identity: a fresh client ID keeps a token from an
 	// earlier run (-count=2) from being reused against this run's token.
-	clientID := randomClientID(t)
+	clientID := fakeazure.NewClientID()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout, stdoutW := io.Pipe()

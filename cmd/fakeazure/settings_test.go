@@ -71,7 +71,7 @@ func TestLocalSettingsExampleWorksAsIsWithMakeFake(t *testing.T) {
 // token finds its own service principal and assigns it User.Read.All.
 func TestRunServesTheDirectorySoGrantCanBeTriedLocally(t *testing.T) {
 	const header = "another-identity-header"
-	clientID := randomClientID(t)
+	clientID := fakeazure.NewClientID()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout, stdoutW := io.Pipe()

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,16 +20,6 @@ const (
 	userReadAll  = "df021288-bdef-4463-88db-98f22de89214"
 	groupReadAll = "5b567255-7703-4780-807c-7be8301ae99b"
 )
-
-// randomGUID makes an ID of its own for each test: MSAL's token cache is
-// process-wide, keyed by the identity's client ID.
-func randomGUID(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
 
 // tenant is a fake tenant for one test: Graph with its directory, which
 // holds the job's managed identity, and the App Service identity endpoint,
@@ -53,8 +42,8 @@ type tenant struct {
 func newTenant(t *testing.T, callerIsAdmin bool, pageSize int, wrap func(http.Handler) http.Handler) *tenant {
 	t.Helper()
 	tn := &tenant{
-		identityClientID: randomGUID(t), callerClientID: randomGUID(t),
-		readerToken: "reader-" + randomGUID(t), adminToken: "admin-" + randomGUID(t),
+		identityClientID: fakeazure.NewClientID(), callerClientID: fakeazure.NewClientID(),
+		readerToken: "reader-" + fakeazure.NewClientID(), adminToken: "admin-" + fakeazure.NewClientID(),
 	}
 	tn.dir = fakeazure.NewDirectory(fakeazure.DirectoryOptions{AdminToken: tn.adminToken, PageSize: pageSize,
 		ManagedIdentities: []fakeazure.ManagedIdentity{{ClientID: tn.identityClientID, Name: "graphusers-id"}}})
@@ -206,7 +195,7 @@ func TestGrantExplainsA403InPlainWords(t *testing.T) {
 
 func TestGrantSaysClearlyThatTheIdentityIsUnknown(t *testing.T) {
 	tn := newTenant(t, true, 0, nil)
-	unknown := randomGUID(t)
+	unknown := fakeazure.NewClientID()
 
 	r := runGrant(t, nil, append(tn.args(), "-client-id", unknown)...)
 
@@ -284,7 +273,7 @@ func TestGrantTreatsADuplicateFromARaceAsGranted(t *testing.T) {
 
 func TestGrantSignsInThroughTheAzureCLIByDefault(t *testing.T) {
 	tn := newTenant(t, true, 0, nil)
-	tenantID := randomGUID(t)
+	tenantID := fakeazure.NewClientID()
 	az, err := fakeazure.NewAzureCLI(t.TempDir(), fakeazure.AzureCLIOptions{Token: tn.adminToken, Tenant: tenantID})
 	require.NoError(t, err)
 	t.Setenv("PATH", az.Dir+string(os.PathListSeparator)+os.Getenv("PATH"))

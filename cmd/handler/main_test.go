@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -43,17 +42,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// randomGUID makes a client ID of its own for each test run: MSAL's token
-// cache is process-wide, keyed by identity.
-func randomGUID(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -85,7 +74,7 @@ func newFaultyAzure(t *testing.T, users int, fault func(fakeazure.PageRequest) f
 // that do what their faults say.
 func newAzureWith(t *testing.T, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, tokenFault func(int) fakeazure.Fault) *azure {
 	t.Helper()
-	a := &azure{clientID: randomGUID(t), header: "hdr-" + randomGUID(t), token: "tok-" + randomGUID(t)}
+	a := &azure{clientID: fakeazure.NewClientID(), header: "hdr-" + fakeazure.NewClientID(), token: "tok-" + fakeazure.NewClientID()}
 	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token, Fault: tokenFault})
 	a.graph = fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: a.token, Fault: fault})
 	is := httptest.NewServer(a.identity)
@@ -296,7 +285,7 @@ func TestRunFailsAnInvocationWithItsReasonOnStderr(t *testing.T) {
 		{
 			name: "an identity not assigned to the app",
 			setup: func(a *azure, env map[string]string) {
-				env["AZURE_CLIENT_ID"] = randomGUID(t)
+				env["AZURE_CLIENT_ID"] = fakeazure.NewClientID()
 			},
 			want: []string{"not assigned to this Function App", "AZURE_CLIENT_ID", "400"},
 		},
@@ -353,7 +342,7 @@ func TestRunRefusesBadSettingsNamingEach(t *testing.T) {
 }
 
 func TestRunRefusesAnAppRootWithoutTheFunction(t *testing.T) {
-	env := map[string]string{"AZURE_CLIENT_ID": randomGUID(t), "FUNCTIONS_APP_ROOT_PATH": t.TempDir()}
+	env := map[string]string{"AZURE_CLIENT_ID": fakeazure.NewClientID(), "FUNCTIONS_APP_ROOT_PATH": t.TempDir()}
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, &bytes.Buffer{}, &bytes.Buffer{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "FUNCTIONS_APP_ROOT_PATH")

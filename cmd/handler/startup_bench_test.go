@@ -2,16 +2,13 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"fmt"
-	"net"
+	"graphuserstimer/internal/fakeazure"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -40,7 +37,7 @@ func BenchmarkStartup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	clientID := benchGUID(b)
+	clientID := fakeazure.NewClientID()
 
 	var times []time.Duration
 	for b.Loop() {
@@ -71,7 +68,7 @@ func buildHandler(b *testing.B, out, goos, goarch string) {
 // returns how long it took to answer GET /.
 func startOnce(b *testing.B, bin, root, clientID string) time.Duration {
 	b.Helper()
-	port := benchPort(b)
+	port := freePort(b)
 	cmd := exec.Command(bin)
 	cmd.Dir = root
 	// No IDENTITY_ENDPOINT: the credential uses IMDS, and building it makes
@@ -125,25 +122,4 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	}
 	rank := (p*len(sorted) + 99) / 100
 	return sorted[max(rank, 1)-1]
-}
-
-// benchPort and benchGUID are main_test.go's freePort and randomGUID for a
-// benchmark, which those do not take.
-func benchPort(b *testing.B) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func benchGUID(b *testing.B) string {
-	b.Helper()
-	p := make([]byte, 16)
-	if _, err := rand.Read(p); err != nil {
-		b.Fatal(err)
-	}
-	return fmt.Sprintf("%x-%x-%x-%x-%x", p[0:4], p[4:6], p[6:8], p[8:10], p[10:16])
 }

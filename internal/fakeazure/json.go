@@ -68,6 +68,11 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// NewClientID returns a random client ID for a test's identity. MSAL caches
+// tokens process-wide, by identity and resource, so every test that gets a
+// token needs an identity of its own.
+func NewClientID() string { return newGUID() }
+
 // newGUID returns a random version 4 GUID, as Azure uses for request and correlation ids.
 func newGUID() string {
 	var b [16]byte

@@ -131,7 +131,7 @@ func newBenchTenant(b *testing.B, users int, fault func(fakeazure.PageRequest) f
 	}
 	// MSAL's token cache is process-wide: a client ID of its own keeps this
 	// tenant's token apart from every other's.
-	clientID, token := randomGUID(b), "tok-"+randomGUID(b)
+	clientID, token := fakeazure.NewClientID(), "tok-"+fakeazure.NewClientID()
 	gs := httptest.NewTLSServer(fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token, Fault: fault}))
 	b.Cleanup(gs.Close)
 	is := httptest.NewServer(fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}))

@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,14 +25,6 @@ import (
 	"graphuserstimer/internal/graph"
 )
 
-func randomGUID(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 16)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // tenant is a fake Graph over TLS and a fake IMDS, with a Client that
 // reaches them through the real managed identity credential.
 type tenant struct {
@@ -56,7 +47,7 @@ func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) 
 	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
 		t.Setenv(k, "")
 	}
-	clientID, token := randomGUID(t), "tok-"+randomGUID(t)
+	clientID, token := fakeazure.NewClientID(), "tok-"+fakeazure.NewClientID()
 	tn := &tenant{
 		graph:    fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token, Fault: fault}),
 		identity: fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}),
