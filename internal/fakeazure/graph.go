@@ -77,8 +77,9 @@ type Fault struct {
 }
 
 // Graph fakes Microsoft Graph's GET /v1.0/users over a tenant of synthetic users (see UserID and
-// UserJSON), with $select, $top, $filter=startswith(...) and @odata.nextLink paging. It is safe for
-// concurrent use.
+// UserJSON), with $select, $top, $filter=startswith(...) and @odata.nextLink paging, the faults
+// GraphOptions.Fault asks for, and, with a Directory, the service principal calls of a grant. It
+// is safe for concurrent use.
 type Graph struct {
 	opts     GraphOptions
 	requests atomic.Int64
@@ -96,7 +97,8 @@ func NewGraph(o GraphOptions) *Graph {
 // Requests returns how many /v1.0/users requests were served so far, whatever their status.
 func (g *Graph) Requests() int { return int(g.requests.Load()) }
 
-// ServeHTTP answers GET /v1.0/users as Graph does, and any other request with Graph's error shape.
+// ServeHTTP answers GET /v1.0/users as Graph does, /v1.0/servicePrincipals from the Directory
+// when there is one, and any other request with Graph's error shape.
 func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, servicePrincipalsPath) {
 		g.serveDirectory(w, r)
