@@ -64,6 +64,9 @@ type Fault struct {
 	// after CutAfterUsers whole users, inside the next one.
 	Cut           bool
 	CutAfterUsers int
+	// Stall sends the page as far as Cut would, then nothing more, with the
+	// connection open, until the client gives up.
+	Stall bool
 	// Garbage answers 200 with a body that is not JSON.
 	Garbage bool
 	// NextLink, when set, replaces the page's @odata.nextLink.
@@ -128,7 +131,7 @@ func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.opts.Fault == nil {
-		g.writePage(w, baseURL(r), q, Fault{})
+		g.writePage(w, r, baseURL(r), q, Fault{})
 		return
 	}
 	f := g.opts.Fault(g.pageRequest(q))
@@ -146,7 +149,7 @@ func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeGraphError(w, ids, &graphError{f.Status, f.Code, f.Message})
 		return
 	}
-	g.writePage(w, baseURL(r), q, f)
+	g.writePage(w, r, baseURL(r), q, f)
 }
 
 // pageRequest counts a request for the page q asks for.
@@ -178,12 +181,12 @@ var pagePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return 
 
 // writePage renders the page q asks for and writes it, as f says: the one
 // place a page is answered.
-func (g *Graph) writePage(w http.ResponseWriter, base string, q listQuery, f Fault) {
+func (g *Graph) writePage(w http.ResponseWriter, r *http.Request, base string, q listQuery, f Fault) {
 	buf := pagePool.Get().(*[]byte)
 	defer pagePool.Put(buf)
 	var ends []int
 	var endsp *[]int // where each user's JSON ends, to know where to cut
-	if f.Cut {
+	if f.Cut || f.Stall {
 		endsp = &ends
 	}
 	body := g.renderPage((*buf)[:0], base, q, f, endsp)
@@ -191,9 +194,9 @@ func (g *Graph) writePage(w http.ResponseWriter, base string, q listQuery, f Fau
 	if f.Garbage {
 		body = []byte("<html><body>502 Bad Gateway</body></html>")
 	}
-	if f.Cut {
+	if f.Cut || f.Stall {
 		// The whole length is announced and part of it sent: the client sees
-		// the connection close mid-body.
+		// the connection close mid-body, or go quiet.
 		cut := min(24, len(body)-1)
 		if f.CutAfterUsers > 0 && f.CutAfterUsers <= len(ends) {
 			cut = min(ends[f.CutAfterUsers-1]+12, len(body)-1)
@@ -204,6 +207,9 @@ func (g *Graph) writePage(w http.ResponseWriter, base string, q listQuery, f Fau
 		_, _ = w.Write(body[:cut])
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
+		}
+		if f.Stall {
+			<-r.Context().Done()
 		}
 		panic(http.ErrAbortHandler)
 	}

@@ -5,7 +5,9 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,6 +36,10 @@ type ClientOptions struct {
 	// MaxRetryDelay caps each wait. A Retry-After over it is not waited for
 	// and fails the request. 60 s when zero.
 	MaxRetryDelay time.Duration
+	// StallTimeout is how long a response may keep the client waiting for
+	// its next byte, headers or body, before the attempt is given up and
+	// tried again. 60 s when zero.
+	StallTimeout time.Duration
 }
 
 // Client sends requests to one Graph endpoint, with a token for that
@@ -43,6 +49,7 @@ type Client struct {
 	endpoint *url.URL
 	pl       runtime.Pipeline
 	retry    retryPolicy
+	stall    time.Duration
 }
 
 // NewClient returns a Client for the Graph root endpoint (such as
@@ -69,7 +76,11 @@ func NewClient(endpoint *url.URL, cred azcore.TokenCredential, o *ClientOptions)
 		// and re-fetches pages whose body breaks off, which azcore does not.
 		Retry: policy.RetryOptions{MaxRetries: -1},
 	})
-	return &Client{endpoint: root, pl: pl, retry: newRetryPolicy(o)}, nil
+	stall := o.StallTimeout
+	if stall <= 0 {
+		stall = 60 * time.Second
+	}
+	return &Client{endpoint: root, pl: pl, retry: newRetryPolicy(o), stall: stall}, nil
 }
 
 // Scope is the token scope for a Graph root endpoint.
@@ -93,7 +104,8 @@ func (c *Client) checkOrigin(u *url.URL) error {
 }
 
 // send sends one GET through the pipeline and hands back the live response
-// stream, which the caller must close.
+// stream, which the caller must close. An attempt on which no byte arrives
+// for the stall timeout ends with an error wrapping errStalled.
 func (c *Client) send(ctx context.Context, rawURL string) (*http.Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -102,11 +114,56 @@ func (c *Client) send(ctx context.Context, rawURL string) (*http.Response, error
 	if err := c.checkOrigin(u); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
 	req, err := runtime.NewRequest(ctx, http.MethodGet, rawURL)
 	if err != nil {
+		cancel(nil)
 		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Raw().Header.Set("Accept", "application/json")
 	runtime.SkipBodyDownload(req)
-	return c.pl.Do(req)
+
+	timer := time.AfterFunc(c.stall, func() { cancel(errStalled) })
+	resp, err := c.pl.Do(req)
+	timer.Stop()
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errStalled) {
+			err = fmt.Errorf("%w for %s waiting for the answer", errStalled, c.stall)
+		}
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = &stallReader{ReadCloser: resp.Body, ctx: ctx, cancel: cancel, timer: timer, stall: c.stall}
+	return resp, nil
+}
+
+// errStalled marks an attempt given up because nothing arrived for too long.
+var errStalled = errors.New("no byte arrived")
+
+// stallReader gives up a body on which a read waits too long for a byte.
+// Only a read in progress is timed: a body not being read is not stalled.
+type stallReader struct {
+	io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	stall  time.Duration
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	s.timer.Reset(s.stall)
+	n, err := s.ReadCloser.Read(p)
+	s.timer.Stop()
+	if err != nil && errors.Is(context.Cause(s.ctx), errStalled) {
+		err = fmt.Errorf("%w for %s in the body", errStalled, s.stall)
+	}
+	return n, err
+}
+
+// Close closes the body and lets the request's context go.
+func (s *stallReader) Close() error {
+	s.timer.Stop()
+	err := s.ReadCloser.Close()
+	s.cancel(nil)
+	return err
 }

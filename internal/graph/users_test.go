@@ -36,12 +36,19 @@ type tenant struct {
 
 func newTenant(t testing.TB, users int) *tenant {
 	t.Helper()
-	return newFaultyTenant(t, users, nil, nil)
+	return newFaultyTenant(t, users, nil, tenantOptions{})
 }
 
-// newFaultyTenant is newTenant with a fake Graph that does what fault says
-// and reports its connections' states to connState.
-func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, connState func(net.Conn, http.ConnState)) *tenant {
+// tenantOptions tune a test tenant beyond its faults.
+type tenantOptions struct {
+	// connState hears of the fake Graph's connections.
+	connState func(net.Conn, http.ConnState)
+	// stall is the client's StallTimeout; zero leaves the default.
+	stall time.Duration
+}
+
+// newFaultyTenant is newTenant with a fake Graph that does what fault says.
+func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, o tenantOptions) *tenant {
 	t.Helper()
 	// IMDS is the source when no other is named in the environment.
 	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
@@ -53,7 +60,7 @@ func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) 
 		identity: fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}),
 	}
 	gs := httptest.NewUnstartedServer(tn.graph)
-	gs.Config.ConnState = connState
+	gs.Config.ConnState = o.connState
 	// A request sent ahead and then abandoned may be cut in its handshake.
 	gs.Config.ErrorLog = log.New(io.Discard, "", 0)
 	gs.StartTLS()
@@ -68,7 +75,9 @@ func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) 
 	require.NoError(t, err)
 	tn.url, err = url.Parse(gs.URL)
 	require.NoError(t, err)
-	tn.client, err = graph.NewClient(tn.url, cred, &graph.ClientOptions{Transport: gs.Client(), RetryDelay: time.Millisecond})
+	tn.client, err = graph.NewClient(tn.url, cred, &graph.ClientOptions{
+		Transport: gs.Client(), RetryDelay: time.Millisecond, StallTimeout: o.stall,
+	})
 	require.NoError(t, err)
 	return tn
 }
@@ -185,11 +194,11 @@ func TestListUsersDrainsAThrottledResponseAndReusesItsConnection(t *testing.T) {
 			return fakeazure.Fault{Status: 429, Code: "TooManyRequests", Message: strings.Repeat("slow down ", 500), Header: http.Header{"Retry-After": {"0.01"}}}
 		}
 		return fakeazure.Fault{}
-	}, func(_ net.Conn, s http.ConnState) {
+	}, tenantOptions{connState: func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
-	})
+	}})
 	// One page, so that no request goes out ahead on a connection of its own.
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
 	require.NoError(t, err)
@@ -207,7 +216,7 @@ func TestListUsersWaitsAsLongAsAnHTTPDateSays(t *testing.T) {
 			return fakeazure.Fault{Status: 503, Header: http.Header{"Retry-After": {asked.Add(2 * time.Second).UTC().Format(http.TimeFormat)}}}
 		}
 		return fakeazure.Fault{}
-	}, nil)
+	}, tenantOptions{})
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
 	require.NoError(t, err)
 	assert.Len(t, ids, 5)
@@ -221,7 +230,7 @@ func TestListUsersRefusesANextLinkThatDropsTLS(t *testing.T) {
 	tn = newFaultyTenant(t, 30, func(fakeazure.PageRequest) fakeazure.Fault {
 		// The same host and port as the https endpoint, over plain http.
 		return fakeazure.Fault{NextLink: "http://" + tn.url.Host + "/v1.0/users?$skiptoken=x"}
-	}, nil)
+	}, tenantOptions{})
 	_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "refusing to send the token to http://"+tn.url.Host)
@@ -262,7 +271,7 @@ func (tl *timeline) list(t *testing.T, tn *tenant) map[string]int {
 func TestListUsersFetchesOnePageAheadWhenTheLinkComesFirst(t *testing.T) {
 	tl := &timeline{requested: map[int]time.Time{}}
 	// Each page of 50 users, about 4 KB, takes some 100 ms to arrive.
-	tn := newFaultyTenant(t, 200, tl.fault(fakeazure.Fault{BytesPerSecond: 40_000}), nil)
+	tn := newFaultyTenant(t, 200, tl.fault(fakeazure.Fault{BytesPerSecond: 40_000}), tenantOptions{})
 	ids := tl.list(t, tn)
 	assertEveryUserOnce(t, ids, 200)
 
@@ -278,7 +287,7 @@ func TestListUsersFetchesOnePageAheadWhenTheLinkComesFirst(t *testing.T) {
 
 func TestListUsersFollowsALinkAfterTheUsersWithoutFetchingAhead(t *testing.T) {
 	tl := &timeline{requested: map[int]time.Time{}}
-	tn := newFaultyTenant(t, 200, tl.fault(fakeazure.Fault{BytesPerSecond: 40_000, LinkAfterValue: true}), nil)
+	tn := newFaultyTenant(t, 200, tl.fault(fakeazure.Fault{BytesPerSecond: 40_000, LinkAfterValue: true}), tenantOptions{})
 	ids := tl.list(t, tn)
 	assertEveryUserOnce(t, ids, 200)
 
@@ -299,7 +308,7 @@ func TestListUsersUsesThePageFetchedAheadAcrossRereadsOfItsPage(t *testing.T) {
 			return fakeazure.Fault{Cut: true, CutAfterUsers: 20}
 		}
 		return fakeazure.Fault{}
-	}, nil)
+	}, tenantOptions{})
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
 	var re *graph.ResponseError
 	require.ErrorAs(t, err, &re)
@@ -315,11 +324,42 @@ func TestListUsersAbandonsThePageFetchedAheadWhenItsPageFails(t *testing.T) {
 			return fakeazure.Fault{Cut: true, CutAfterUsers: 20}
 		}
 		return fakeazure.Fault{}
-	}, nil)
+	}, tenantOptions{})
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "page body broken 7 times")
 	assert.Len(t, ids, 20, "the users read before the break, each once")
 	assert.Equal(t, 0, st.Pages)
 	assert.Equal(t, 8, tn.graph.Requests(), "seven tries at page 1 and one request ahead for page 2, never repeated")
+}
+
+func TestListUsersGivesUpAStalledPageAndReadsItAgain(t *testing.T) {
+	tests := map[string]fakeazure.Fault{
+		"no answer at all":         {Delay: 5 * time.Second},
+		"a body that goes quiet":   {Stall: true, CutAfterUsers: 30},
+		"a body quiet from the go": {Stall: true},
+	}
+	for name, stall := range tests {
+		t.Run(name, func(t *testing.T) {
+			tn := newFaultyTenant(t, 200, func(pr fakeazure.PageRequest) fakeazure.Fault {
+				if pr.Page == 1 && pr.Attempt == 1 {
+					return stall
+				}
+				return fakeazure.Fault{}
+			}, tenantOptions{stall: 300 * time.Millisecond})
+			var warnings []string
+			ids := map[string]int{}
+			start := time.Now()
+			st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 50}, graph.Sink{
+				User: func(u []byte) error { ids[idOf(t, u)]++; return nil },
+				Warn: func(msg string) { warnings = append(warnings, msg) },
+			})
+			require.NoError(t, err)
+			assertEveryUserOnce(t, ids, 200)
+			assert.Equal(t, 1, st.Retries)
+			require.Len(t, warnings, 1)
+			assert.Contains(t, warnings[0], "no byte arrived for 300ms")
+			assert.Less(t, time.Since(start), 4*time.Second, "the stalled attempt was given up, not waited out")
+		})
+	}
 }
