@@ -88,12 +88,6 @@ func Scope(endpoint *url.URL) string {
 	return endpoint.Scheme + "://" + endpoint.Host + "/.default"
 }
 
-// Endpoint returns the Graph root the client talks to.
-func (c *Client) Endpoint() *url.URL {
-	u := *c.endpoint
-	return &u
-}
-
 // checkOrigin refuses a URL on any other scheme or host than the endpoint's,
 // so the bearer token never leaves for a host a response named.
 func (c *Client) checkOrigin(u *url.URL) error {
