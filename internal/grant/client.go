@@ -19,11 +19,6 @@ import (
 	"graphuserstimer/internal/graph"
 )
 
-const (
-	module  = "graphuserstimer/grant"
-	version = "v0.1.0"
-)
-
 // GraphAppID is the appId of Microsoft Graph's service principal, the same
 // in every tenant.
 const GraphAppID = "00000003-0000-0000-c000-000000000000"
@@ -48,20 +43,13 @@ func NewClient(endpoint *url.URL, cred azcore.TokenCredential, o *ClientOptions)
 	if o == nil {
 		o = &ClientOptions{}
 	}
-	if endpoint == nil || endpoint.Host == "" {
-		return nil, fmt.Errorf("graph endpoint %v is not an absolute URL", endpoint)
+	root, pl, err := graph.NewPipeline(endpoint, cred, graph.PipelineOptions{
+		Transport:     o.Transport,
+		ApplicationID: "GraphUsersTimer-grant",
+	})
+	if err != nil {
+		return nil, err
 	}
-	root := &url.URL{Scheme: endpoint.Scheme, Host: endpoint.Host}
-	bearer := runtime.NewBearerTokenPolicy(cred, []string{graph.Scope(root)}, &policy.BearerTokenOptions{
-		// The caller's endpoint check lets plain http through to loopback only.
-		InsecureAllowCredentialWithHTTP: root.Scheme == "http",
-	})
-	pl := runtime.NewPipeline(module, version, runtime.PipelineOptions{
-		PerRetry: []policy.Policy{bearer},
-	}, &policy.ClientOptions{
-		Transport: o.Transport,
-		Telemetry: policy.TelemetryOptions{ApplicationID: "GraphUsersTimer-grant"},
-	})
 	return &Client{endpoint: root, pl: pl}, nil
 }
 

@@ -59,28 +59,53 @@ func NewClient(endpoint *url.URL, cred azcore.TokenCredential, o *ClientOptions)
 	if o == nil {
 		o = &ClientOptions{}
 	}
+	root, pl, err := NewPipeline(endpoint, tokenCredential{cred}, PipelineOptions{
+		Transport:     o.Transport,
+		ApplicationID: "GraphUsersTimer",
+		// The client retries itself: it reads fractional Retry-After values
+		// and re-fetches pages whose body breaks off, which azcore does not.
+		Retry: policy.RetryOptions{MaxRetries: -1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	stall := o.StallTimeout
+	if stall <= 0 {
+		stall = 60 * time.Second
+	}
+	return &Client{endpoint: root, pl: pl, retry: newRetryPolicy(o), stall: stall}, nil
+}
+
+// PipelineOptions configure NewPipeline.
+type PipelineOptions struct {
+	// Transport sends the HTTP requests; nil means azcore's default.
+	Transport policy.Transporter
+	// ApplicationID names the caller in the User-Agent.
+	ApplicationID string
+	// Retry is azcore's retry policy; the zero value is azcore's default.
+	Retry policy.RetryOptions
+}
+
+// NewPipeline returns the Graph root of endpoint (its scheme and host) and an
+// azcore pipeline that sends every request with a bearer token from cred for
+// the one scope Scope(root). Plain http is let through only when the
+// endpoint is http, which config allows on loopback alone.
+func NewPipeline(endpoint *url.URL, cred azcore.TokenCredential, o PipelineOptions) (*url.URL, runtime.Pipeline, error) {
 	if endpoint == nil || endpoint.Host == "" {
-		return nil, fmt.Errorf("graph endpoint %v is not an absolute URL", endpoint)
+		return nil, runtime.Pipeline{}, fmt.Errorf("graph endpoint %v is not an absolute URL", endpoint)
 	}
 	root := &url.URL{Scheme: endpoint.Scheme, Host: endpoint.Host}
-	bearer := runtime.NewBearerTokenPolicy(tokenCredential{cred}, []string{Scope(root)}, &policy.BearerTokenOptions{
-		// Plain http only reaches loopback fakes: config refuses any other.
+	bearer := runtime.NewBearerTokenPolicy(cred, []string{Scope(root)}, &policy.BearerTokenOptions{
 		InsecureAllowCredentialWithHTTP: root.Scheme == "http",
 	})
 	pl := runtime.NewPipeline(module, version, runtime.PipelineOptions{
 		PerRetry: []policy.Policy{bearer},
 	}, &policy.ClientOptions{
 		Transport: o.Transport,
-		Telemetry: policy.TelemetryOptions{ApplicationID: "GraphUsersTimer"},
-		// The client retries itself: it reads fractional Retry-After values
-		// and re-fetches pages whose body breaks off, which azcore does not.
-		Retry: policy.RetryOptions{MaxRetries: -1},
+		Telemetry: policy.TelemetryOptions{ApplicationID: o.ApplicationID},
+		Retry:     o.Retry,
 	})
-	stall := o.StallTimeout
-	if stall <= 0 {
-		stall = 60 * time.Second
-	}
-	return &Client{endpoint: root, pl: pl, retry: newRetryPolicy(o), stall: stall}, nil
+	return root, pl, nil
 }
 
 // Scope is the token scope for a Graph root endpoint.
