@@ -44,7 +44,7 @@ package:
 ## load moves them most
 BENCHFLAGS = -run '^$$' -benchmem -timeout 30m
 bench:
-	$(GO) build -o bin/benchreport ./internal/benchreport
+	$(GO) build -o bin/benchreport ./cmd/benchreport
 	@set -o pipefail; { \
 		$(GO) test $(BENCHFLAGS) -bench '^BenchmarkListUsers$$' -benchtime 3x -count 3 ./internal/graph/ && \
 		$(GO) test $(BENCHFLAGS) -bench '^BenchmarkListUsersLatency$$' -benchtime 3x ./internal/graph/ && \

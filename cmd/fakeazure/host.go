@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"graphuserstimer/internal/config"
 	"graphuserstimer/internal/fakeazure"
 )
 
@@ -32,11 +33,22 @@ type hostEnv struct {
 }
 
 // passedSettings are the job's own app settings: set in the environment of
-// `make run`, they reach the handler as they would through the host.
-var passedSettings = []string{
-	"GRAPH_USERS_SELECT", "GRAPH_USERS_FILTER", "GRAPH_USERS_PAGE_SIZE", "GRAPH_USERS_LOG_EACH",
-	"GRAPH_USERS_SCHEDULE", "GRAPH_USERS_RUN_TIMEOUT", "LOG_LEVEL",
+// `make run`, they reach the handler as they would through the host. The
+// fakes set AZURE_CLIENT_ID and GRAPH_ENDPOINT themselves.
+func passedSettings() []string {
+	var names []string
+	for _, s := range config.Settings {
+		if s.Origin == config.ByOperator && s.Name != config.ClientID && s.Name != config.GraphURL {
+			names = append(names, s.Name)
+		}
+	}
+	return names
 }
+
+// defaultSchedule is the schedule the handler is given when `make run` names
+// none: the host needs one to index the function, though it is never due
+// while the fake host plays it.
+const defaultSchedule = "0 0 * * * *"
 
 // playHost does what the Functions host does for one timer invocation: it
 // starts the handler in the app root with the port and settings in its
@@ -75,10 +87,13 @@ func playHost(ctx context.Context, hf hostFlags, he hostEnv, stdout, stderr io.W
 		"IDENTITY_HEADER=" + he.identityHeader,
 		"GRAPH_ENDPOINT=" + he.graphEndpoint,
 	}
-	for _, name := range passedSettings {
+	for _, name := range passedSettings() {
 		if v := he.getenv(name); v != "" {
 			env = append(env, name+"="+v)
 		}
+	}
+	if he.getenv(config.Schedule) == "" {
+		env = append(env, config.Schedule+"="+defaultSchedule)
 	}
 	cmd := exec.Command(handler)
 	cmd.Dir = root

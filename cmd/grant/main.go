@@ -30,8 +30,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
-	"graphuserstimer/internal/config"
 	"graphuserstimer/internal/grant"
+	"graphuserstimer/internal/graph"
 )
 
 func main() {
@@ -43,6 +43,12 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// The job's settings grant takes its defaults from.
+const (
+	envClientID      = "AZURE_CLIENT_ID"
+	envGraphEndpoint = "GRAPH_ENDPOINT"
+)
 
 // Ways the administrator signs in, the values of -auth.
 const (
@@ -70,13 +76,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"Grants a managed identity Microsoft Graph application permissions, as the administrator signed in.\n\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.clientID, "client-id", getenv(config.ClientID), "client ID of the managed identity to grant to (default $"+config.ClientID+")")
+	fs.StringVar(&o.clientID, "client-id", getenv(envClientID), "client ID of the managed identity to grant to (default $"+envClientID+")")
 	fs.StringVar(&o.permissions, "permissions", "User.Read.All", "comma-separated Microsoft Graph application `permissions`")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "look everything up and print what would be granted, but change nothing")
 	fs.StringVar(&o.auth, "auth", authCLI, "how you sign in: `cli` (az login), default (DefaultAzureCredential) or managed-identity")
 	fs.StringVar(&o.authClientID, "auth-client-id", "", "with -auth managed-identity: client ID of the user-assigned identity you sign in as (empty: system-assigned)")
 	fs.StringVar(&o.tenant, "tenant", "", "with -auth cli or default: the tenant `ID` to get the token from (empty: the signed-in default)")
-	fs.StringVar(&o.graph, "graph", "", "Microsoft Graph root `URL` (default $"+config.GraphURL+", else "+config.DefaultGraphEndpoint+")")
+	fs.StringVar(&o.graph, "graph", "", "Microsoft Graph root `URL` (default $"+envGraphEndpoint+", else "+graph.DefaultEndpoint+")")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // the usage is already on stderr
@@ -88,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.graph == "" {
-		o.graph = cmp.Or(strings.TrimSpace(getenv(config.GraphURL)), config.DefaultGraphEndpoint)
+		o.graph = cmp.Or(strings.TrimSpace(getenv(envGraphEndpoint)), graph.DefaultEndpoint)
 	}
 	perms, endpoint, err := o.validate()
 	if err != nil {
@@ -110,7 +116,7 @@ func (o options) validate() ([]string, *url.URL, error) {
 	var problems []error
 	if strings.TrimSpace(o.clientID) == "" {
 		problems = append(problems, fmt.Errorf("-client-id is required: the managed identity's client ID "+
-			"(az identity show -g <group> -n <identity> --query clientId -o tsv), or set %s", config.ClientID))
+			"(az identity show -g <group> -n <identity> --query clientId -o tsv), or set %s", envClientID))
 	}
 	var perms []string
 	for p := range strings.SplitSeq(o.permissions, ",") {
@@ -121,7 +127,7 @@ func (o options) validate() ([]string, *url.URL, error) {
 	if len(perms) == 0 {
 		problems = append(problems, errors.New("-permissions is empty: name at least one, such as User.Read.All"))
 	}
-	endpoint, err := config.ParseGraphEndpoint(o.graph)
+	endpoint, err := graph.ParseEndpoint(o.graph)
 	if err != nil {
 		problems = append(problems, fmt.Errorf("-graph: %w", err))
 	}

@@ -298,7 +298,7 @@ func TestGrantSaysToSignInWhenTheAzureCLIIsSignedOut(t *testing.T) {
 	r := runGrant(t, nil, "-client-id", tn.identityClientID, "-graph", tn.graphURL)
 
 	require.Error(t, r.err)
-	assert.Contains(t, r.err.Error(), "find the managed identity's service principal: sign in (-auth cli): ")
+	assert.Contains(t, r.err.Error(), "find the managed identity's service principal: get a token for "+tn.graphURL+"/.default: sign in (-auth cli): ")
 	assert.Contains(t, r.err.Error(), "Please run 'az login' to setup account.", "what az said")
 	assert.Contains(t, r.err.Error(), "-auth cli signs in through the Azure CLI: install it and run az login")
 	assert.Empty(t, tn.dir.Assignments())

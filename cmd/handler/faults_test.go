@@ -39,7 +39,7 @@ func always(page int, f fakeazure.Fault) func(fakeazure.PageRequest) fakeazure.F
 func each(fs ...func(fakeazure.PageRequest) fakeazure.Fault) func(fakeazure.PageRequest) fakeazure.Fault {
 	return func(pr fakeazure.PageRequest) fakeazure.Fault {
 		for _, f := range fs {
-			if got := f(pr); got.Status != 0 || got.Cut || got.Garbage || got.NextLink != "" || got.LinkAfterValue || got.Delay > 0 || got.Header != nil {
+			if got := f(pr); !got.IsZero() {
 				return got
 			}
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"graphuserstimer/internal/config"
-	"graphuserstimer/internal/functions"
+	"graphuserstimer/internal/customhandler"
 	"graphuserstimer/internal/graph"
 	"graphuserstimer/internal/joblog"
 	"graphuserstimer/internal/usersjob"
@@ -44,15 +44,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if root == "" {
 		root = "."
 	}
-	fn, err := functions.FindTimerFunction(root)
+	app, err := customhandler.LoadApp(root)
 	if err != nil {
 		return err
 	}
-	functionTimeout, err := functions.FunctionTimeout(root)
-	if err != nil {
-		return err
-	}
-	deadline, err := cfg.RunDeadline(functionTimeout)
+	runTimeout, err := cfg.RunTimeoutWithin(app.FunctionTimeout)
 	if err != nil {
 		return err
 	}
@@ -73,10 +69,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		return err
 	}
 	job := usersjob.New(client, out, usersjob.Options{
-		Query:    graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize},
-		LogEach:  cfg.LogEach,
-		ClientID: cfg.ClientID,
-		Deadline: deadline,
+		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize},
+		LogEach:        cfg.LogEach,
+		ClientID:       cfg.ClientID,
+		IdentitySource: identitySource(getenv),
+		RunTimeout:     runTimeout,
 	})
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)))
@@ -84,16 +81,16 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		return fmt.Errorf("listen on %s (FUNCTIONS_CUSTOMHANDLER_PORT): %w", strconv.Itoa(cfg.Port), err)
 	}
 	srv := &http.Server{
-		Handler:           functions.NewServer(log, fn, job),
+		Handler:           customhandler.NewServer(log, app.Function, job),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	log.Info("handler ready",
 		"addr", ln.Addr().String(),
-		"function", fn.Name,
+		"function", app.Function.Name,
 		"graph", cfg.GraphEndpoint.String(),
 		"client_id", cfg.ClientID,
 		"identity_source", identitySource(getenv),
-		"run_deadline", deadline.String(),
+		"run_timeout", runTimeout.String(),
 	)
 
 	served := make(chan error, 1)

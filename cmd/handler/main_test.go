@@ -99,6 +99,7 @@ func (a *azure) settings(t *testing.T) map[string]string {
 		"IDENTITY_ENDPOINT":            a.identityURL,
 		"IDENTITY_HEADER":              a.header,
 		"GRAPH_ENDPOINT":               a.graphURL,
+		"GRAPH_USERS_SCHEDULE":         "0 0 * * * *",
 	}
 }
 
@@ -342,7 +343,7 @@ func TestRunRefusesBadSettingsNamingEach(t *testing.T) {
 }
 
 func TestRunRefusesAnAppRootWithoutTheFunction(t *testing.T) {
-	env := map[string]string{"AZURE_CLIENT_ID": fakeazure.NewClientID(), "FUNCTIONS_APP_ROOT_PATH": t.TempDir()}
+	env := map[string]string{"AZURE_CLIENT_ID": fakeazure.NewClientID(), "GRAPH_USERS_SCHEDULE": "0 0 * * * *", "FUNCTIONS_APP_ROOT_PATH": t.TempDir()}
 	err := run(context.Background(), nil, func(k string) string { return env[k] }, &bytes.Buffer{}, &bytes.Buffer{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "FUNCTIONS_APP_ROOT_PATH")

@@ -12,8 +12,13 @@ import (
 
 const testClientID = "0b3c7e3e-2f5c-4c55-9d0c-6a1d2f2b7a10"
 
+// env is the environment of kv on top of the two required settings.
 func env(kv map[string]string) func(string) string {
-	return func(k string) string { return kv[k] }
+	all := map[string]string{ClientID: testClientID, Schedule: "0 0 * * * *"}
+	for k, v := range kv {
+		all[k] = v
+	}
+	return func(k string) string { return all[k] }
 }
 
 func TestLoadAppliesDefaults(t *testing.T) {
@@ -27,7 +32,6 @@ func TestLoadAppliesDefaults(t *testing.T) {
 	assert.Empty(t, c.Filter)
 	assert.Equal(t, 999, c.PageSize)
 	assert.True(t, c.LogEach)
-	assert.Equal(t, "0 0 * * * *", c.Schedule)
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
 }
 
@@ -86,6 +90,10 @@ func TestLoadRejectsEachBadSettingByName(t *testing.T) {
 		{"a page size over Graph's limit", UsersTop, "1000", "1 to 999"},
 		{"a log switch that is not boolean", UsersLogEach, "sometimes", "not true or false"},
 		{"a 5-field cron schedule", Schedule, "0 * * * *", "6-field NCRONTAB"},
+		{"six fields that are not NCRONTAB", Schedule, "a b c d e f", "the second field"},
+		{"an hour out of range", Schedule, "0 0 24 * * *", "outside 0-23"},
+		{"no schedule", Schedule, " ", "required"},
+		{"a port in a Graph endpoint out of range", GraphURL, "https://graph.microsoft.com:70000", "not a TCP port"},
 		{"an unknown log level", LogLevel, "verbose", "debug, info, warn, error"},
 		{"a run timeout that is not a duration", RunTimeout, "soon", "positive duration"},
 		{"a negative run timeout", RunTimeout, "-5m", "positive duration"},
@@ -102,6 +110,7 @@ func TestLoadRejectsEachBadSettingByName(t *testing.T) {
 
 func TestLoadReportsEveryBadSettingAtOnce(t *testing.T) {
 	_, err := Load(env(map[string]string{
+		ClientID: "",
 		Port:     "0",
 		GraphURL: "http://example.com",
 		UsersTop: "lots",
@@ -124,53 +133,68 @@ func TestLoadAcceptsTimeSpanSchedules(t *testing.T) {
 
 func TestParseDurationReadsGoAndTimeSpanForms(t *testing.T) {
 	tests := map[string]time.Duration{
-		"4m30s":      4*time.Minute + 30*time.Second,
-		"00:04:30":   4*time.Minute + 30*time.Second,
-		"00:10:00":   10 * time.Minute,
-		"01:00":      time.Hour,
-		"1.00:00:00": 24 * time.Hour,
-		"250ms":      250 * time.Millisecond,
+		"4m30s":        4*time.Minute + 30*time.Second,
+		"00:04:30":     4*time.Minute + 30*time.Second,
+		"00:10:00":     10 * time.Minute,
+		"01:00":        time.Hour,
+		"1.00:00:00":   24 * time.Hour,
+		" 00:00:30.5 ": 30*time.Second + 500*time.Millisecond,
+		"1:02:03:04":   26*time.Hour + 3*time.Minute + 4*time.Second,
+		"250ms":        250 * time.Millisecond,
 	}
 	for in, want := range tests {
 		got, err := ParseDuration(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"", "ten minutes", "00:61:00", "24:00:00", "1:2:3:4"} {
+	for _, bad := range []string{"", "ten minutes", "00:61:00", "24:00:00", "1:2:3:4:5", "1e3s"} {
 		_, err := ParseDuration(bad)
 		assert.Error(t, err, bad)
 	}
 }
 
-func TestRunDeadlineStopsBeforeTheHostsFunctionTimeout(t *testing.T) {
+func TestRunTimeoutStopsBeforeTheHostsFunctionTimeout(t *testing.T) {
 	tests := []struct {
 		name            string
 		setting         string
-		functionTimeout string
+		functionTimeout time.Duration
 		want            time.Duration
 	}{
-		{"Consumption's maximum", "", "00:10:00", 9*time.Minute + 30*time.Second},
-		{"no functionTimeout: Consumption's default", "", "", 4*time.Minute + 30*time.Second},
-		{"a short timeout keeps half", "", "00:00:40", 20 * time.Second},
-		{"no limit", "", "-1", 0},
-		{"the setting overrides host.json", "2m", "00:10:00", 2 * time.Minute},
-		{"the setting as a TimeSpan", "00:01:30", "-1", 90 * time.Second},
+		{"Consumption's maximum", "", 10 * time.Minute, 9*time.Minute + 30*time.Second},
+		{"a short timeout keeps half", "", 40 * time.Second, 20 * time.Second},
+		{"a minute keeps half", "", time.Minute, 30 * time.Second},
+		{"no limit", "", 0, 0},
+		{"the setting overrides host.json", "2m", 10 * time.Minute, 2 * time.Minute},
+		{"the setting as a TimeSpan", "00:01:30", 0, 90 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(env(map[string]string{ClientID: testClientID, RunTimeout: tt.setting}))
+			c, err := Load(env(map[string]string{RunTimeout: tt.setting}))
 			require.NoError(t, err)
-			got, err := c.RunDeadline(tt.functionTimeout)
+			got, err := c.RunTimeoutWithin(tt.functionTimeout)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
 		})
 	}
 }
 
-func TestRunDeadlineRefusesAnUnreadableFunctionTimeout(t *testing.T) {
-	c, err := Load(env(map[string]string{ClientID: testClientID}))
-	require.NoError(t, err)
-	_, err = c.RunDeadline("ten minutes")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "functionTimeout")
+func TestRunTimeoutRefusesOneTheHostWouldCutShort(t *testing.T) {
+	for _, setting := range []string{"10m", "00:12:00"} {
+		c, err := Load(env(map[string]string{RunTimeout: setting}))
+		require.NoError(t, err)
+		_, err = c.RunTimeoutWithin(10 * time.Minute)
+		require.Error(t, err, setting)
+		assert.Contains(t, err.Error(), RunTimeout+": ")
+		assert.Contains(t, err.Error(), "functionTimeout of 10m0s")
+	}
+}
+
+func TestCheckScheduleAcceptsWhatTheTimerTriggerAccepts(t *testing.T) {
+	for _, s := range []string{"0 0 * * * *", "0 */5 * * * *", "30 15 9-17 * * MON-FRI", "0 0 2 1,15 * 0", "0 0 0 1 jan-mar sun", "01:00:00", "1.00:00:00"} {
+		assert.NoError(t, CheckSchedule(s), s)
+	}
+	for _, s := range []string{"0 * * * *", "0 0 * * * * *", "60 * * * * *", "0 0 24 * * *", "0 0 0 0 * *",
+		"0 0 * * 13 *", "x * * * * *", "a b c d e f", "*/0 * * * * *", "5-1 * * * * *", "0 0 * * * MON-", "00:00:00", "25:00:00"} {
+		assert.Error(t, CheckSchedule(s), s)
+	}
 }

@@ -1,6 +1,7 @@
 package grant
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,18 +18,23 @@ const (
 // alreadyExists is how Graph words a duplicate app role assignment.
 const alreadyExists = "already exists"
 
-// hint says what an administrator can do about a refused directory request.
-func hint(e *graph.ResponseError) string {
+// advise adds to a refused directory request what an administrator can do
+// about it. Every other error passes through as it is.
+func advise(err error) error {
+	e, ok := errors.AsType[*graph.ResponseError](err)
+	if !ok {
+		return err
+	}
 	switch e.StatusCode {
 	case http.StatusForbidden:
-		return "the account you signed in with may not grant application permissions. Sign in as a " +
-			"Privileged Role Administrator or a Global Administrator (az login), or use a principal that " +
-			"holds the application permissions AppRoleAssignment.ReadWrite.All and Application.Read.All"
+		return fmt.Errorf("%w: the account you signed in with may not grant application permissions. Sign in as a "+
+			"Privileged Role Administrator or a Global Administrator (az login), or use a principal that "+
+			"holds the application permissions AppRoleAssignment.ReadWrite.All and Application.Read.All", err)
 	case http.StatusUnauthorized:
-		return "Graph refused the token: sign in again (az login), and check that -graph names the Graph " +
-			"of the tenant you signed in to"
+		return fmt.Errorf("%w: Graph refused the token: sign in again (az login), and check that -graph names the Graph "+
+			"of the tenant you signed in to", err)
 	}
-	return ""
+	return err
 }
 
 // duplicate reports whether Graph refused an assignment because it exists.

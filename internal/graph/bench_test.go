@@ -4,7 +4,7 @@ package graph_test
 
 // The benchmarks of the issue "Fast and flat". Each one measures the job's
 // listing and a baseline client in the same run, against the in-process fake
-// Graph over TLS; `make bench` runs them and internal/benchreport prints each
+// Graph over TLS; `make bench` runs them and cmd/benchreport prints each
 // figure with its ratio to the baseline.
 //
 //   - the job: Client.ListUsers, every user written as a log line by
@@ -29,7 +29,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"runtime/metrics"
@@ -38,10 +37,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	azruntime "github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"graphuserstimer/internal/fakeazure"
 	"graphuserstimer/internal/graph"
@@ -125,49 +122,28 @@ type benchTenant struct {
 
 func newBenchTenant(b *testing.B, users int, fault func(fakeazure.PageRequest) fakeazure.Fault) *benchTenant {
 	b.Helper()
-	// IMDS is the source when no other is named in the environment.
-	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
-		b.Setenv(k, "")
-	}
-	// MSAL's token cache is process-wide: a client ID of its own keeps this
-	// tenant's token apart from every other's.
-	clientID, token := fakeazure.NewClientID(), "tok-"+fakeazure.NewClientID()
-	gs := httptest.NewTLSServer(fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token, Fault: fault}))
-	b.Cleanup(gs.Close)
-	is := httptest.NewServer(fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}))
-	b.Cleanup(is.Close)
-
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID:            azidentity.ClientID(clientID),
-		ClientOptions: azcore.ClientOptions{Transport: fakeazure.IMDSTransport(is.URL)},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	endpoint, err := url.Parse(gs.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
+	tn := fakeazure.NewTenant(b, fakeazure.TenantOptions{Graph: fakeazure.GraphOptions{Users: users, Fault: fault}})
+	cred, endpoint := tn.Credential(b), tn.URL
 	// One token for every listing: got here, before any timing, and cached
 	// by MSAL for both clients.
 	scope := graph.Scope(endpoint)
 	if _, err := cred.GetToken(b.Context(), policy.TokenRequestOptions{Scopes: []string{scope}}); err != nil {
 		b.Fatal(err)
 	}
-	client, err := graph.NewClient(endpoint, cred, &graph.ClientOptions{Transport: gs.Client()})
+	client, err := graph.NewClient(endpoint, cred, &graph.ClientOptions{Transport: tn.Transport()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	return &benchTenant{
 		users: users,
 		first: fmt.Sprintf("%s/v1.0/users?$select=%s&$top=%d",
-			gs.URL, url.QueryEscape(strings.Join(fakeazure.DefaultProperties, ",")), benchPageSize),
+			endpoint, url.QueryEscape(strings.Join(fakeazure.DefaultProperties, ",")), benchPageSize),
 		client: client,
 		query:  graph.Query{Select: fakeazure.DefaultProperties, Top: benchPageSize},
 		out:    joblog.New(io.Discard, io.Discard, slog.LevelInfo),
 		pipeline: azruntime.NewPipeline("baseline", "v0.0.0", azruntime.PipelineOptions{
 			PerRetry: []policy.Policy{azruntime.NewBearerTokenPolicy(cred, []string{scope}, nil)},
-		}, &policy.ClientOptions{Transport: gs.Client()}),
+		}, &policy.ClientOptions{Transport: tn.Transport()}),
 	}
 }
 

@@ -7,14 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 // Query says which users a listing returns and how many fit on a page.
@@ -72,109 +68,17 @@ func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, erro
 	}
 	l := &lister{c: c, sink: sink, first: c.usersURL(q), seen: newIDSet()}
 	defer l.seen.close()
-	var ahead *pending // the next page's request, sent early
-	defer func() { ahead.discard() }()
-	next := l.first
-	for next != "" {
-		link, fetched, err := l.page(ctx, next, ahead)
-		ahead = fetched
-		if re, ok := errors.AsType[*ResponseError](err); ok && re.Code == CodeExpiredPageToken &&
-			next != l.first && l.st.Restarts < maxRestarts {
-			l.st.Restarts++
-			l.sink.Warn(fmt.Sprintf("warning: the page token expired after %d users on %d pages; listing again from the first page, skipping users already logged", l.st.Users, l.st.Pages))
-			if err := l.seen.restart(); err != nil {
-				return l.st, err
-			}
-			next = l.first
-			continue
-		}
-		if err != nil {
-			return l.st, fmt.Errorf("list users page %d: %w", l.st.Pages+1, err)
-		}
-		l.st.Pages++
-		l.sink.Page(l.st)
-		next = link
-	}
-	return l.st, nil
-}
-
-// pending is a page request sent ahead of its turn: at most one at a time,
-// while the page before it is still being read.
-type pending struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan struct{}
-	resp   *http.Response
-	err    error
-}
-
-// fetchAhead sends the request for url now and hands its response over later.
-func (l *lister) fetchAhead(ctx context.Context, url string) *pending {
-	ctx, cancel := context.WithCancel(ctx)
-	p := &pending{url: url, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.resp, p.err = l.c.send(ctx, url)
-	}()
-	return p
-}
-
-// take waits for the response; it is the caller's from then on, and
-// closing its body lets the request's context go.
-func (p *pending) take() (*http.Response, error) {
-	<-p.done
-	if p.err != nil {
-		p.cancel()
-		return nil, p.err
-	}
-	p.resp.Body = cancelOnClose{p.resp.Body, p.cancel}
-	return p.resp, nil
-}
-
-// cancelOnClose cancels a request's context when its body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
-}
-
-// discard abandons a request sent ahead that will not be read. A nil
-// pending is a no-op.
-func (p *pending) discard() {
-	if p == nil {
-		return
-	}
-	p.cancel()
-	if resp, err := p.take(); err == nil {
-		resp.Body.Close()
-	}
+	err := l.run(ctx)
+	return l.st, err
 }
 
 // usersURL is the first page's URL.
 func (c *Client) usersURL(q Query) string {
-	var b strings.Builder
-	b.WriteString(c.endpoint.String())
-	b.WriteString("/v1.0/users?$select=")
-	b.WriteString(queryEscape(strings.Join(q.Select, ",")))
+	top := ""
 	if q.Top > 0 {
-		b.WriteString("&$top=")
-		b.WriteString(strconv.Itoa(q.Top))
+		top = strconv.Itoa(q.Top)
 	}
-	if q.Filter != "" {
-		b.WriteString("&$filter=")
-		b.WriteString(queryEscape(q.Filter))
-	}
-	return b.String()
-}
-
-// queryEscape escapes a query value with %20 for spaces, as OData expects.
-func queryEscape(s string) string {
-	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+	return c.ep.URL("/v1.0/users", "$select", strings.Join(q.Select, ","), "$top", top, "$filter", q.Filter)
 }
 
 // lister is one listing's state.
@@ -184,107 +88,177 @@ type lister struct {
 	first string
 	st    Stats
 	seen  *idSet
+	// again holds the users handed over from the current page on earlier
+	// attempts at it, to be skipped when it is read again.
+	again map[uint64]bool
 	// reader's buffer serves every page.
 	reader pageReader
 }
 
+// run follows the listing from its first page to its last.
+func (l *lister) run(ctx context.Context) error {
+	var ahead *prefetch
+	defer func() { ahead.discard() }()
+	for pageURL := l.first; pageURL != ""; {
+		link, next, err := l.page(ctx, pageURL, ahead)
+		ahead = next
+		if l.expired(err, pageURL) {
+			l.st.Restarts++
+			l.sink.Warn(fmt.Sprintf("warning: the page token expired after %d users on %d pages; listing again from the first page, skipping users already logged", l.st.Users, l.st.Pages))
+			if err := l.seen.restart(); err != nil {
+				return err
+			}
+			pageURL = l.first
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list users page %d: %w", l.st.Pages+1, err)
+		}
+		l.st.Pages++
+		l.sink.Page(l.st)
+		pageURL = link
+	}
+	return nil
+}
+
+// expired reports whether err is a page token that expired and the listing
+// may start over for it.
+func (l *lister) expired(err error, pageURL string) bool {
+	re, ok := errors.AsType[*ResponseError](err)
+	return ok && re.Code == CodeExpiredPageToken && pageURL != l.first && l.st.Restarts < maxRestarts
+}
+
 // page reads one page, retrying what is worth retrying, and returns its
-// nextLink ("" on the last page). ahead, when it is for this page, stands
-// for the first request. When the nextLink comes before the users, as Graph
-// sends it, the next page's request goes out before this page is read, and
-// page returns it too.
-func (l *lister) page(ctx context.Context, pageURL string, ahead *pending) (link string, next *pending, err error) {
-	if ahead != nil && ahead.url != pageURL {
+// nextLink ("" on the last page) and the request for the next page, when
+// one was sent ahead. ahead, when it is for this page, stands for the first
+// attempt's request.
+func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (string, *prefetch, error) {
+	if !ahead.isFor(pageURL) {
 		ahead.discard()
 		ahead = nil
 	}
-	defer func() {
-		ahead.discard()
-		if err != nil {
-			next.discard()
-			next = nil
-		}
-	}()
 	l.seen.newPage()
-	var again map[uint64]bool // users of this page already handed over
+	l.again = nil
 	for attempt := 0; ; attempt++ {
-		canRetry := attempt < l.c.retry.maxRetries
-		var resp *http.Response
-		if ahead != nil {
-			resp, err = ahead.take()
-			ahead = nil
-		} else {
-			resp, err = l.c.send(ctx, pageURL)
+		link, next, f := l.attempt(ctx, pageURL, ahead)
+		ahead = nil
+		if f == nil {
+			return link, next, nil
 		}
-		if err != nil {
-			if !canRetry || !transient(ctx, err) {
-				return "", next, err
-			}
-			if err := l.retry(ctx, attempt, fmt.Sprintf("request failed (%v)", err), 0); err != nil {
-				return "", next, err
-			}
-			continue
+		next.discard()
+		if f.why == "" {
+			return "", nil, f.err
 		}
+		if attempt >= l.c.retry.maxRetries {
+			return "", nil, f.exhausted(attempt + 1)
+		}
+		if err := l.retry(ctx, attempt, f.why, f.wait); err != nil {
+			return "", nil, err
+		}
+	}
+}
 
-		if resp.StatusCode != http.StatusOK {
-			if throttled(resp.StatusCode) {
-				l.st.Throttled++
-			}
-			if !canRetry || !retriable(resp.StatusCode) {
-				return "", next, newResponseError(resp)
-			}
-			d, named := RetryAfter(resp.Header, time.Now())
-			if d > l.c.retry.maxDelay {
-				re := newResponseError(resp)
-				return "", next, fmt.Errorf("graph asked to wait %s, over the %s limit: %w", d, l.c.retry.maxDelay, re)
-			}
-			drain(resp)
-			if !named {
-				d = 0
-			}
-			if err := l.retry(ctx, attempt, resp.Status, d); err != nil {
-				return "", next, err
-			}
-			continue
-		}
+// failure is how an attempt at a page went wrong, and whether it is worth
+// another.
+type failure struct {
+	// err is what went wrong.
+	err error
+	// why says, in a warning's words, why the page is read again; empty
+	// when it is not worth another attempt.
+	why string
+	// wait is how long the response asked the client to wait, or zero for
+	// the client's own backoff.
+	wait time.Duration
+	// broken marks a page whose body could not be read whole.
+	broken bool
+}
 
-		link = ""
-		err = l.reader.decode(resp.Body, pageHandler{
-			link: func(s string, beforeValue bool) {
-				link = s
-				if next != nil && next.url != s {
-					next.discard()
-					next = nil
-				}
-				if beforeValue && next == nil && s != "" {
-					next = l.fetchAhead(ctx, s)
-				}
-			},
-			user: func(u, id []byte) error { return l.emit(u, id, again) },
-		})
-		resp.Body.Close()
-		if err == nil {
-			if next != nil && next.url != link {
+// exhausted is the error once attempts attempts have all failed.
+func (f *failure) exhausted(attempts int) error {
+	if f.broken {
+		return fmt.Errorf("page body broken %d times, last: %w", attempts, f.err)
+	}
+	return f.err
+}
+
+// attempt reads the page at pageURL once: from ahead when it is not nil,
+// else from a request of its own. It returns the page's nextLink and the
+// next page's request, sent ahead as soon as the nextLink was read before
+// the users; or how it failed.
+func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch) (link string, next *prefetch, f *failure) {
+	var resp *http.Response
+	var err error
+	if ahead != nil {
+		resp, err = ahead.take()
+	} else {
+		resp, err = l.get(ctx, pageURL)
+	}
+	if err != nil {
+		if !transient(ctx, err) {
+			return "", nil, &failure{err: err}
+		}
+		return "", nil, &failure{err: err, why: fmt.Sprintf("request failed (%v)", err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", nil, l.refused(resp)
+	}
+
+	err = l.reader.decode(resp.Body, pageHandler{
+		link: func(s string, beforeValue bool) {
+			link = s
+			if next != nil && !next.isFor(s) {
 				next.discard()
 				next = nil
 			}
-			return link, next, nil
+			if beforeValue && next == nil && s != "" {
+				next = l.fetchAhead(ctx, s)
+			}
+		},
+		user: l.emit,
+	})
+	resp.Body.Close()
+	if err == nil {
+		if next != nil && !next.isFor(link) {
+			next.discard()
+			next = nil
 		}
-		if h, ok := err.(errHandler); ok {
-			return "", next, h.err
-		}
-		if ctx.Err() != nil {
-			return "", next, context.Cause(ctx)
-		}
-		if !canRetry {
-			return "", next, fmt.Errorf("page body broken %d times, last: %w", attempt+1, err)
-		}
-		again = l.seen.onPage()
-		reason := fmt.Sprintf("the page broke off after %d of its users (%v)", len(again), err)
-		if err := l.retry(ctx, attempt, reason, 0); err != nil {
-			return "", next, err
-		}
+		return link, next, nil
 	}
+	if h, ok := err.(errHandler); ok {
+		return "", next, &failure{err: h.err}
+	}
+	if ctx.Err() != nil {
+		return "", next, &failure{err: context.Cause(ctx)}
+	}
+	l.again = l.seen.onPage()
+	return "", next, &failure{err: err, broken: true,
+		why: fmt.Sprintf("the page broke off after %d of its users (%v)", len(l.again), err)}
+}
+
+// refused turns a page's answer that is not 200 into a failure. The error
+// body is read whatever the status, which also lets the connection be
+// reused for the retry.
+func (l *lister) refused(resp *http.Response) *failure {
+	if throttled(resp.StatusCode) {
+		l.st.Throttled++
+	}
+	d, named := RetryAfter(resp.Header, time.Now())
+	status := resp.Status
+	re := ReadResponseError(resp)
+	switch {
+	case !retriable(re.StatusCode):
+		return &failure{err: re}
+	case d > l.c.retry.maxDelay:
+		return &failure{err: fmt.Errorf("graph asked to wait %s, over the %s limit: %w", d, l.c.retry.maxDelay, re)}
+	case !named:
+		d = 0
+	}
+	return &failure{err: re, why: status, wait: d}
+}
+
+// get sends the request for one page.
+func (l *lister) get(ctx context.Context, pageURL string) (*http.Response, error) {
+	return l.c.ep.Stream(ctx, pageURL, nil)
 }
 
 // retry counts a retry, says why, and waits d, or a backoff when d is zero.
@@ -298,10 +272,10 @@ func (l *lister) retry(ctx context.Context, attempt int, why string, d time.Dura
 }
 
 // emit hands a user to the sink unless it was handed over before: on an
-// earlier attempt at this page (again) or before a restart.
-func (l *lister) emit(user, id []byte, again map[uint64]bool) error {
+// earlier attempt at this page or before a restart.
+func (l *lister) emit(user, id []byte) error {
 	h := l.seen.hash(user, id)
-	if again[h] || l.seen.before(h) {
+	if l.again[h] || l.seen.before(h) {
 		return nil
 	}
 	if err := l.sink.User(user); err != nil {
@@ -320,40 +294,12 @@ func transient(ctx context.Context, err error) bool {
 	if _, ok := errors.AsType[*TokenError](err); ok {
 		return false
 	}
+	if _, ok := errors.AsType[*OriginError](err); ok {
+		return false
+	}
 	if _, ok := errors.AsType[net.Error](err); ok {
 		return true
 	}
-	return errors.Is(err, errStalled) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.Is(err, ErrStalled) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET)
-}
-
-// drain reads what is left of a response body, up to a bound, so the
-// connection can be reused, and closes it.
-func drain(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	resp.Body.Close()
-}
-
-// TokenError is a failure to get a token for Graph from the credential.
-type TokenError struct {
-	// Scope is the scope the token was asked for.
-	Scope string
-	// Err is the credential's error.
-	Err error
-}
-
-func (e *TokenError) Error() string { return fmt.Sprintf("get a token for %s: %v", e.Scope, e.Err) }
-
-// Unwrap returns the credential's error.
-func (e *TokenError) Unwrap() error { return e.Err }
-
-// tokenCredential marks its credential's errors as TokenErrors.
-type tokenCredential struct{ azcore.TokenCredential }
-
-func (c tokenCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	tk, err := c.TokenCredential.GetToken(ctx, o)
-	if err != nil {
-		return tk, &TokenError{Scope: strings.Join(o.Scopes, " "), Err: err}
-	}
-	return tk, nil
 }

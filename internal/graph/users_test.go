@@ -4,20 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -25,13 +19,11 @@ import (
 	"graphuserstimer/internal/graph"
 )
 
-// tenant is a fake Graph over TLS and a fake IMDS, with a Client that
-// reaches them through the real managed identity credential.
+// tenant is a fake tenant with a Client that reaches it through the real
+// managed identity credential.
 type tenant struct {
-	graph    *fakeazure.Graph
-	identity *fakeazure.Identity
-	client   *graph.Client
-	url      *url.URL
+	*fakeazure.Tenant
+	client *graph.Client
 }
 
 func newTenant(t testing.TB, users int) *tenant {
@@ -50,36 +42,15 @@ type tenantOptions struct {
 // newFaultyTenant is newTenant with a fake Graph that does what fault says.
 func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, o tenantOptions) *tenant {
 	t.Helper()
-	// IMDS is the source when no other is named in the environment.
-	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
-		t.Setenv(k, "")
-	}
-	clientID, token := fakeazure.NewClientID(), "tok-"+fakeazure.NewClientID()
-	tn := &tenant{
-		graph:    fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token, Fault: fault}),
-		identity: fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}),
-	}
-	gs := httptest.NewUnstartedServer(tn.graph)
-	gs.Config.ConnState = o.connState
-	// A request sent ahead and then abandoned may be cut in its handshake.
-	gs.Config.ErrorLog = log.New(io.Discard, "", 0)
-	gs.StartTLS()
-	t.Cleanup(gs.Close)
-	is := httptest.NewServer(tn.identity)
-	t.Cleanup(is.Close)
-
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID:            azidentity.ClientID(clientID),
-		ClientOptions: azcore.ClientOptions{Transport: fakeazure.IMDSTransport(is.URL)},
+	ft := fakeazure.NewTenant(t, fakeazure.TenantOptions{
+		Graph:     fakeazure.GraphOptions{Users: users, Fault: fault},
+		ConnState: o.connState,
+	})
+	client, err := graph.NewClient(ft.URL, ft.Credential(t), &graph.ClientOptions{
+		Transport: ft.Transport(), RetryDelay: time.Millisecond, StallTimeout: o.stall,
 	})
 	require.NoError(t, err)
-	tn.url, err = url.Parse(gs.URL)
-	require.NoError(t, err)
-	tn.client, err = graph.NewClient(tn.url, cred, &graph.ClientOptions{
-		Transport: gs.Client(), RetryDelay: time.Millisecond, StallTimeout: o.stall,
-	})
-	require.NoError(t, err)
-	return tn
+	return &tenant{Tenant: ft, client: client}
 }
 
 // list lists every user and counts each id.
@@ -117,9 +88,9 @@ func TestListUsersFollowsEveryPageOverTLS(t *testing.T) {
 
 	assertEveryUserOnce(t, ids, users)
 	assert.Equal(t, graph.Stats{Users: users, Pages: 24}, st)
-	assert.Equal(t, 24, tn.graph.Requests())
-	assert.Equal(t, 1, tn.identity.Requests(), "one token for the whole listing")
-	assert.Equal(t, []string{tn.url.String()}, tn.identity.Resources(), "the scope is GRAPH_ENDPOINT/.default")
+	assert.Equal(t, 24, tn.Graph.Requests())
+	assert.Equal(t, 1, tn.Identity.Requests(), "one token for the whole listing")
+	assert.Equal(t, []string{tn.URL.String()}, tn.Identity.Resources(), "the scope is GRAPH_ENDPOINT/.default")
 }
 
 func TestListUsersWithTheLargestPages(t *testing.T) {
@@ -229,13 +200,13 @@ func TestListUsersRefusesANextLinkThatDropsTLS(t *testing.T) {
 	var tn *tenant
 	tn = newFaultyTenant(t, 30, func(fakeazure.PageRequest) fakeazure.Fault {
 		// The same host and port as the https endpoint, over plain http.
-		return fakeazure.Fault{NextLink: "http://" + tn.url.Host + "/v1.0/users?$skiptoken=x"}
+		return fakeazure.Fault{NextLink: "http://" + tn.URL.Host + "/v1.0/users?$skiptoken=x"}
 	}, tenantOptions{})
 	_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "refusing to send the token to http://"+tn.url.Host)
+	assert.Contains(t, err.Error(), "refusing to send the token to http://"+tn.URL.Host)
 	assert.Equal(t, 10, st.Users)
-	assert.Equal(t, 1, tn.graph.Requests(), "nothing was sent to the downgraded link")
+	assert.Equal(t, 1, tn.Graph.Requests(), "nothing was sent to the downgraded link")
 }
 
 // timeline records when each page was asked for and when its last user was
@@ -282,7 +253,7 @@ func TestListUsersFetchesOnePageAheadWhenTheLinkComesFirst(t *testing.T) {
 	for k := range 2 {
 		assert.True(t, tl.requested[k+2].After(tl.done[k]), "never more than one page ahead: page %d waits for page %d", k+3, k+1)
 	}
-	assert.Equal(t, 4, tn.graph.Requests())
+	assert.Equal(t, 4, tn.Graph.Requests())
 }
 
 func TestListUsersFollowsALinkAfterTheUsersWithoutFetchingAhead(t *testing.T) {
@@ -315,7 +286,7 @@ func TestListUsersUsesThePageFetchedAheadAcrossRereadsOfItsPage(t *testing.T) {
 	assert.Equal(t, 403, re.StatusCode)
 	assert.Len(t, ids, 50, "page 1's users, each once")
 	assert.Equal(t, 1, st.Pages)
-	assert.Equal(t, 4, tn.graph.Requests(), "page 2 was asked for once, ahead, and that answer was the one used")
+	assert.Equal(t, 4, tn.Graph.Requests(), "page 2 was asked for once, ahead, and that answer was the one used")
 }
 
 func TestListUsersAbandonsThePageFetchedAheadWhenItsPageFails(t *testing.T) {
@@ -330,7 +301,7 @@ func TestListUsersAbandonsThePageFetchedAheadWhenItsPageFails(t *testing.T) {
 	assert.Contains(t, err.Error(), "page body broken 7 times")
 	assert.Len(t, ids, 20, "the users read before the break, each once")
 	assert.Equal(t, 0, st.Pages)
-	assert.Equal(t, 8, tn.graph.Requests(), "seven tries at page 1 and one request ahead for page 2, never repeated")
+	assert.Equal(t, 8, tn.Graph.Requests(), "seven tries at page 1 and one request ahead for page 2, never repeated")
 }
 
 func TestListUsersGivesUpAStalledPageAndReadsItAgain(t *testing.T) {

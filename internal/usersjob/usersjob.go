@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-
 	"graphuserstimer/internal/graph"
 	"graphuserstimer/internal/joblog"
 )
@@ -25,9 +23,11 @@ type Options struct {
 	LogEach bool
 	// ClientID names the managed identity in error messages.
 	ClientID string
-	// Deadline, when not zero, bounds each run: it stops, says how far it
+	// IdentitySource names where tokens come from, in error messages.
+	IdentitySource string
+	// RunTimeout, when not zero, bounds each run: it stops, says how far it
 	// got and fails before the host's functionTimeout kills the process.
-	Deadline time.Duration
+	RunTimeout time.Duration
 	// ProgressEvery is how many pages go between progress lines; zero means
 	// DefaultProgressEvery.
 	ProgressEvery int
@@ -55,9 +55,9 @@ func New(client *graph.Client, out *joblog.Output, opts Options) *Job {
 // response: the warnings and a summary; on failure, how far it got.
 func (j *Job) Run(ctx context.Context) ([]string, error) {
 	start := time.Now()
-	if j.opts.Deadline > 0 {
+	if j.opts.RunTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, j.opts.Deadline)
+		ctx, cancel = context.WithTimeout(ctx, j.opts.RunTimeout)
 		defer cancel()
 	}
 	var (
@@ -105,12 +105,12 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 	}
 	elapsed := time.Since(start)
 	if err != nil {
-		if j.opts.Deadline > 0 && errors.Is(err, context.DeadlineExceeded) {
+		if j.opts.RunTimeout > 0 && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("the run reached its deadline of %s, set to stop before the host's functionTimeout "+
-				"(host.json; GRAPH_USERS_RUN_TIMEOUT overrides it): %w", j.opts.Deadline, err)
+				"(host.json; GRAPH_USERS_RUN_TIMEOUT overrides it): %w", j.opts.RunTimeout, err)
 		}
 		return logs, fmt.Errorf("stopped after %s in %s (%d retries, %d throttled): %w",
-			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.explain(err))
+			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.advise(err))
 	}
 	j.log.Info("users listed",
 		"users", st.Users,
@@ -136,17 +136,37 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// explain adds what to do next to a token failure; Graph's own errors carry
-// their hints already.
-func (j *Job) explain(err error) error {
-	te, ok := errors.AsType[*graph.TokenError](err)
+// advise adds to err what to do next, where the job knows: every hint the
+// job gives is here, from the facts the graph package reports.
+func (j *Job) advise(err error) error {
+	if te, ok := errors.AsType[*graph.TokenError](err); ok {
+		switch {
+		case te.StatusCode == http.StatusBadRequest:
+			return fmt.Errorf("%w: the managed identity with client ID %s is not assigned to this Function App: "+
+				"assign it (README, \"Deploy\") or set AZURE_CLIENT_ID to the client ID of one that is", err, j.opts.ClientID)
+		case te.Timeout > 0:
+			return fmt.Errorf("%w: the identity endpoint (%s) did not answer: check that the Function App has "+
+				"a managed identity and that AZURE_CLIENT_ID (%s) is its client ID", err, j.opts.IdentitySource, j.opts.ClientID)
+		}
+		return fmt.Errorf("%w: check that the Function App has a managed identity and that AZURE_CLIENT_ID (%s) is its client ID", err, j.opts.ClientID)
+	}
+	if _, ok := errors.AsType[*graph.OriginError](err); ok {
+		return fmt.Errorf("%w: the token only ever goes to GRAPH_ENDPOINT; a Graph that links or redirects elsewhere "+
+			"is not Graph or is misconfigured: check GRAPH_ENDPOINT and any proxy in front of it", err)
+	}
+	re, ok := errors.AsType[*graph.ResponseError](err)
 	if !ok {
 		return err
 	}
-	if afe, ok := errors.AsType[*azidentity.AuthenticationFailedError](te); ok && afe.RawResponse != nil &&
-		afe.RawResponse.StatusCode == http.StatusBadRequest {
-		return fmt.Errorf("%w: the managed identity with client ID %s is not assigned to this Function App: "+
-			"assign it (README, \"Deploy\") or set AZURE_CLIENT_ID to the client ID of one that is", err, j.opts.ClientID)
+	switch {
+	case re.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%w: grant the managed identity the Microsoft Graph application permission User.Read.All "+
+			"(README, \"Grant User.Read.All to the identity\"); a new grant can take a few minutes to apply", err)
+	case re.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("%w: Graph refused the token: check that GRAPH_ENDPOINT is the Graph root the token's audience names "+
+			"(the token is asked for GRAPH_ENDPOINT/.default)", err)
+	case re.Code == graph.CodeExpiredPageToken:
+		return fmt.Errorf("%w: the page token expired before the next page was read, again after every restart", err)
 	}
-	return fmt.Errorf("%w: check that the Function App has a managed identity and that AZURE_CLIENT_ID (%s) is its client ID", err, j.opts.ClientID)
+	return err
 }

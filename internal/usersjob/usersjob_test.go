@@ -5,13 +5,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -25,22 +21,8 @@ import (
 // managed identity credential and a fake IMDS.
 func newClient(t *testing.T, users int) *graph.Client {
 	t.Helper()
-	for _, k := range []string{"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
-		t.Setenv(k, "")
-	}
-	clientID, token := fakeazure.NewClientID(), "tok-"+fakeazure.NewClientID()
-	gs := httptest.NewTLSServer(fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: token}))
-	t.Cleanup(gs.Close)
-	is := httptest.NewServer(fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: clientID, Token: token}))
-	t.Cleanup(is.Close)
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID:            azidentity.ClientID(clientID),
-		ClientOptions: azcore.ClientOptions{Transport: fakeazure.IMDSTransport(is.URL)},
-	})
-	require.NoError(t, err)
-	u, err := url.Parse(gs.URL)
-	require.NoError(t, err)
-	c, err := graph.NewClient(u, cred, &graph.ClientOptions{Transport: gs.Client()})
+	tn := fakeazure.NewTenant(t, fakeazure.TenantOptions{Graph: fakeazure.GraphOptions{Users: users}})
+	c, err := graph.NewClient(tn.URL, tn.Credential(t), &graph.ClientOptions{Transport: tn.Transport()})
 	require.NoError(t, err)
 	return c
 }

@@ -1,7 +1,7 @@
 // Package functions speaks the Azure Functions custom handler protocol: it
 // decodes the host's invocation requests, encodes the responses, and serves
 // them over HTTP.
-package functions
+package customhandler
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package functions
+package customhandler
 
 import (
 	"bytes"
@@ -8,13 +8,17 @@ import (
 	"testing"
 )
 
-// addSeeds adds every file of the repository's testdata/fuzz/<name> folder to
-// the fuzz target's seed corpus.
-func addSeeds(f *testing.F, name string) {
+// addSeeds adds every file of the repository's testdata folders dirs to the
+// fuzz target's seed corpus.
+func addSeeds(f *testing.F, dirs ...string) {
 	f.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "..", "testdata", "fuzz", name, "*"))
-	if err != nil || len(paths) == 0 {
-		f.Fatalf("no seeds for %s: %v", name, err)
+	var paths []string
+	for _, dir := range dirs {
+		p, err := filepath.Glob(filepath.Join("..", "..", "testdata", dir, "*"))
+		if err != nil || len(p) == 0 {
+			f.Fatalf("no seeds in testdata/%s: %v", dir, err)
+		}
+		paths = append(paths, p...)
 	}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
@@ -32,7 +36,9 @@ func isObject(b []byte) bool {
 }
 
 func FuzzDecodeInvocation(f *testing.F) {
-	addSeeds(f, "FuzzDecodeInvocation")
+	// The invocations the tests send, as the host sends them, and the odd
+	// ones only the fuzz target sends.
+	addSeeds(f, "invocations", filepath.Join("fuzz", "FuzzDecodeInvocation"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		inv, err := DecodeInvocation(body)
 		if (err == nil) != isObject(body) {

@@ -1,16 +1,13 @@
-package functions
+package customhandler_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"graphuserstimer/internal/config"
+	"graphuserstimer/internal/customhandler"
 )
 
 // appRoot is the function app's root: this module's.
@@ -33,61 +31,6 @@ func readJSON(t *testing.T, v any, elem ...string) {
 	b, err := os.ReadFile(filepath.Join(append([]string{appRoot}, elem...)...))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, v), "%s", filepath.Join(elem...))
-}
-
-// parseTimeSpan reads a .NET TimeSpan as host.json writes it: [d.]hh:mm:ss.
-func parseTimeSpan(s string) (time.Duration, error) {
-	m := regexp.MustCompile(`^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})$`).FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("%q is not a TimeSpan such as 00:10:00", s)
-	}
-	n := func(s string) time.Duration { v, _ := strconv.Atoi(s); return time.Duration(v) }
-	hours, minutes, seconds := n(m[2]), n(m[3]), n(m[4])
-	if hours > 23 || minutes > 59 || seconds > 59 {
-		return 0, fmt.Errorf("%q has a field out of range", s)
-	}
-	return n(m[1])*24*time.Hour + hours*time.Hour + minutes*time.Minute + seconds*time.Second, nil
-}
-
-// ncrontabRanges are the bounds of the six NCRONTAB fields: second, minute,
-// hour, day, month, day of week.
-var ncrontabRanges = [6][2]int{{0, 59}, {0, 59}, {0, 23}, {1, 31}, {1, 12}, {0, 6}}
-
-var ncrontabItem = regexp.MustCompile(`^(\*|(\d+)(?:-(\d+))?|[A-Za-z]{3}(?:-[A-Za-z]{3})?)(?:/(\d+))?$`)
-
-// checkNCRONTAB checks a 6-field NCRONTAB expression, the timer trigger's
-// format: the 5-field cron most tools use is refused, as the host refuses it.
-func checkNCRONTAB(s string) error {
-	fields := strings.Fields(s)
-	if len(fields) != 6 {
-		return fmt.Errorf("%q has %d fields, want 6: {second} {minute} {hour} {day} {month} {day-of-week}", s, len(fields))
-	}
-	for i, f := range fields {
-		for item := range strings.SplitSeq(f, ",") {
-			m := ncrontabItem.FindStringSubmatch(item)
-			if m == nil {
-				return fmt.Errorf("%q: field %d %q is not NCRONTAB", s, i+1, f)
-			}
-			for _, num := range []string{m[2], m[3]} {
-				if num == "" {
-					continue
-				}
-				if v, _ := strconv.Atoi(num); v < ncrontabRanges[i][0] || v > ncrontabRanges[i][1] {
-					return fmt.Errorf("%q: field %d value %d is outside %d-%d", s, i+1, v, ncrontabRanges[i][0], ncrontabRanges[i][1])
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func TestCheckNCRONTABAcceptsWhatTheTimerTriggerAccepts(t *testing.T) {
-	for _, s := range []string{"0 0 * * * *", "0 */5 * * * *", "30 15 9-17 * * MON-FRI", "0 0 2 1,15 * 0", config.DefaultSchedule} {
-		assert.NoError(t, checkNCRONTAB(s), s)
-	}
-	for _, s := range []string{"0 * * * *", "0 0 * * * * *", "60 * * * * *", "0 0 24 * * *", "0 0 0 0 * *", "0 0 * * 13 *", "x * * * * *"} {
-		assert.Error(t, checkNCRONTAB(s), s)
-	}
 }
 
 func TestHostJSONHasWhatACustomHandlerAppNeeds(t *testing.T) {
@@ -109,14 +52,14 @@ func TestHostJSONHasWhatACustomHandlerAppNeeds(t *testing.T) {
 	assert.False(t, filepath.IsAbs(exe), "%q is relative to the app root, so the deployed app finds it", exe)
 	assert.NotContains(t, exe, "..")
 
-	timeout, err := parseTimeSpan(host.FunctionTimeout)
+	timeout, err := customhandler.ParseTimeSpan(host.FunctionTimeout)
 	require.NoError(t, err, "functionTimeout")
 	assert.Positive(t, timeout)
 	assert.LessOrEqual(t, timeout, consumptionMaxTimeout, "within the Consumption plan's maximum, so one host.json deploys to every plan")
 }
 
 func TestFunctionJSONDeclaresTheTimerTheHandlerServes(t *testing.T) {
-	fn, err := FindTimerFunction(appRoot)
+	fn, err := customhandler.FindTimerFunction(appRoot)
 	require.NoError(t, err)
 	var fj struct {
 		Bindings []map[string]any
@@ -140,14 +83,14 @@ func TestFunctionJSONDeclaresTheTimerTheHandlerServes(t *testing.T) {
 		var ls struct{ Values map[string]string }
 		readJSON(t, &ls, "local.settings.json.example")
 		require.Contains(t, ls.Values, setting, "func start needs the setting the schedule names")
-		assert.NoError(t, checkNCRONTAB(ls.Values[setting]))
+		assert.NoError(t, config.CheckSchedule(ls.Values[setting]))
 		return
 	}
-	assert.NoError(t, checkNCRONTAB(fn.Schedule))
+	assert.NoError(t, config.CheckSchedule(fn.Schedule))
 }
 
 func TestTheFunctionsFolderIsTheRouteTheHandlerServes(t *testing.T) {
-	fn, err := FindTimerFunction(appRoot)
+	fn, err := customhandler.FindTimerFunction(appRoot)
 	require.NoError(t, err)
 	info, err := os.Stat(filepath.Join(appRoot, fn.Name, "function.json"))
 	require.NoError(t, err)
@@ -155,7 +98,7 @@ func TestTheFunctionsFolderIsTheRouteTheHandlerServes(t *testing.T) {
 
 	// No request below reaches the runner: a GET on the function's route is
 	// answered before any run.
-	srv := httptest.NewServer(NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), fn, nil))
+	srv := httptest.NewServer(customhandler.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), fn, nil))
 	t.Cleanup(srv.Close)
 	get := func(path string) *http.Response {
 		resp, err := srv.Client().Get(srv.URL + path)
