@@ -23,6 +23,9 @@ type TenantOptions struct {
 	TokenFault func(attempt int) Fault
 	// ConnState, when set, hears of the fake Graph's connections.
 	ConnState func(net.Conn, http.ConnState)
+	// Wrap, when set, wraps the fake Graph's handler, so that a test can
+	// see or change each request on its way in.
+	Wrap func(http.Handler) http.Handler
 }
 
 // Tenant is a fake tenant for one test or benchmark: a fake Graph over TLS
@@ -61,7 +64,11 @@ func NewTenant(tb testing.TB, o TenantOptions) *Tenant {
 	tn.Graph = NewGraph(o.Graph)
 	tn.Identity = NewIdentity(IdentityOptions{ClientID: tn.ClientID, Token: tn.Token, Fault: o.TokenFault})
 
-	tn.graph = httptest.NewUnstartedServer(tn.Graph)
+	var h http.Handler = tn.Graph
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	tn.graph = httptest.NewUnstartedServer(h)
 	tn.graph.Config.ConnState = o.ConnState
 	// A request sent ahead and then abandoned may be cut in its handshake.
 	tn.graph.Config.ErrorLog = log.New(io.Discard, "", 0)

@@ -1,121 +1,241 @@
 package graph
 
 import (
-	"bufio"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"hash/maphash"
-	"io"
-	"os"
-	"slices"
+	"math/bits"
+	"sync"
+	"sync/atomic"
 )
 
-// idSet remembers the users a listing handed over, as a 64-bit hash of each
-// user's id (of the whole object when it has none). The current page's
-// hashes stay in memory, to skip its users when it is read again; the run's
-// go to an unlinked temporary file, 8 bytes a user, read back only when an
-// expired page token restarts the listing. So memory stays that of a page
-// whatever the tenant's size. Without a temporary file, they stay in memory.
-type idSet struct {
-	seed   maphash.Seed
-	page   []uint64 // handed over from the current page
-	sorted []uint64 // handed over before the latest restart, sorted
+// idKey is what the run's record keeps of a user: the 16 bytes of its id
+// when the id is a GUID, as Entra's are, so that two users can never be
+// taken for one; otherwise a 128-bit keyed hash of the id (of the whole
+// object when it has none).
+type idKey [16]byte
 
-	file *os.File      // every hash handed over this run, when spilled
-	w    *bufio.Writer // buffers writes to file
-	mem  []uint64      // every hash handed over this run, when not
+// epoch tells apart the readings of a listing that hand users over: the
+// sample page, each prefix's listing, each restart of one. A repeated user
+// is a duplicate Graph sent only if its earlier reading was not one the
+// current reading repeats on purpose. Epoch 0 marks an empty slot.
+type epoch uint16
+
+// idSet is the run's record of the users handed over, safe for concurrent
+// use by every stream of a listing. It is an open-addressing hash table
+// split into shards, each with its own lock, whose slots live outside the
+// Go heap (see slab): a million users take about 27 MB that the garbage
+// collector neither scans nor counts towards its heap goal, and that go back
+// to the system when the run ends. Nothing is written to disk, so a full or
+// read-only TMPDIR cannot fail a run.
+type idSet struct {
+	seeds  [2]maphash.Seed
+	mix    uint64
+	shards [idShards]idShard
+	epochs atomic.Uint32
+}
+
+// idShards is how many shards the record has: growing one shard at a time
+// keeps the memory a growth needs small.
+const idShards = 256
+
+// slotSize is a slot's bytes: the key, then its epoch.
+const slotSize = 16 + 2
+
+// idShard is one shard: n keys in cap slots of slab.
+type idShard struct {
+	mu   sync.Mutex
+	slab []byte
+	cap  uint64
+	n    uint64
 }
 
 func newIDSet() *idSet {
-	s := &idSet{seed: maphash.MakeSeed()}
-	if f, err := os.CreateTemp("", "graphuserstimer-ids-*"); err == nil {
-		// Unlinked at once: the file goes when the process does, killed or not.
-		_ = os.Remove(f.Name())
-		s.file, s.w = f, bufio.NewWriterSize(f, 64<<10)
-	}
+	s := &idSet{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	s.mix = maphash.Bytes(s.seeds[0], []byte("mix")) | 1
 	return s
 }
 
-// hash is the hash of a user's id, or of the whole user when id is nil.
-func (s *idSet) hash(user, id []byte) uint64 {
-	if id != nil {
-		return maphash.Bytes(s.seed, id)
+// key is the record's key for a user with the raw id bytes id, nil when it
+// has none.
+func (s *idSet) key(user, id []byte) idKey {
+	var k idKey
+	if id != nil && parseGUID(id, &k) {
+		return k
 	}
-	return maphash.Bytes(s.seed, user)
+	b := id
+	if b == nil {
+		b = user
+	}
+	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(s.seeds[0], b))
+	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(s.seeds[1], b))
+	return k
 }
 
-// newPage starts remembering a new page's users apart.
-func (s *idSet) newPage() { s.page = s.page[:0] }
-
-// add records that the user with hash h was handed over.
-func (s *idSet) add(h uint64) error {
-	s.page = append(s.page, h)
-	if s.w == nil {
-		s.mem = append(s.mem, h)
-		return nil
-	}
-	if _, err := s.w.Write(binary.LittleEndian.AppendUint64(s.w.AvailableBuffer(), h)); err != nil {
-		return fmt.Errorf("remember logged users: %w", err)
-	}
-	return nil
-}
-
-// before reports whether h was handed over before the latest restart.
-func (s *idSet) before(h uint64) bool {
-	if len(s.sorted) == 0 {
+// parseGUID reads a GUID written 8-4-4-4-12 in hex digits of either case
+// into k.
+func parseGUID(b []byte, k *idKey) bool {
+	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return false
 	}
-	_, found := slices.BinarySearch(s.sorted, h)
-	return found
-}
-
-// onPage returns the hashes handed over from the current page so far.
-func (s *idSet) onPage() map[uint64]bool {
-	m := make(map[uint64]bool, len(s.page))
-	for _, h := range s.page {
-		m[h] = true
+	j := 0
+	for i := 0; i < 36; i++ {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
+		}
+		hi, ok1 := unhex(b[i])
+		lo, ok2 := unhex(b[i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		k[j] = hi<<4 | lo
+		j++
+		i++
 	}
-	return m
+	return true
 }
 
-// restart makes everything handed over so far count as before.
-func (s *idSet) restart() error {
-	all := s.mem
-	if s.file != nil {
-		var err error
-		if all, err = s.readBack(); err != nil {
-			return err
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// newEpoch hands out an epoch for a new reading. Past the last one, every
+// reading shares it: users are still handed over once, only the count of
+// duplicates may then take a repeat for one.
+func (s *idSet) newEpoch() epoch {
+	n := s.epochs.Add(1)
+	if n > 0xffff {
+		return 0xffff
+	}
+	return epoch(n)
+}
+
+// hash spreads a key over shards and slots, whatever its bytes: GUIDs from
+// another source than Entra need not be random.
+func (s *idSet) hash(k *idKey) uint64 {
+	a := binary.LittleEndian.Uint64(k[:8])
+	b := binary.LittleEndian.Uint64(k[8:])
+	hi, lo := bits.Mul64(a^s.mix, b^0x9e3779b97f4a7c15)
+	return hi ^ lo
+}
+
+// add records k as handed over in epoch e, unless it is there already. It
+// reports whether it added k and, when it did not, the epoch k has.
+func (s *idSet) add(k idKey, e epoch) (added bool, had epoch) {
+	h := s.hash(&k)
+	sh := &s.shards[h>>56]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if (sh.n+1)*5 > sh.cap*4 {
+		sh.grow(s)
+	}
+	i := (h & (1<<56 - 1)) % sh.cap
+	for {
+		slot := sh.slab[i*slotSize : (i+1)*slotSize]
+		got := epoch(binary.LittleEndian.Uint16(slot[16:]))
+		if got == 0 {
+			copy(slot, k[:])
+			binary.LittleEndian.PutUint16(slot[16:], uint16(e))
+			sh.n++
+			return true, 0
+		}
+		if idKey(slot[:16]) == k {
+			return false, got
+		}
+		if i++; i == sh.cap {
+			i = 0
 		}
 	}
-	s.sorted = slices.Clone(all)
-	slices.Sort(s.sorted)
-	return nil
 }
 
-// readBack reads every hash written to the file.
-func (s *idSet) readBack() ([]uint64, error) {
-	if err := s.w.Flush(); err != nil {
-		return nil, fmt.Errorf("remember logged users: %w", err)
+// retag moves k, which must be recorded, to epoch e.
+func (s *idSet) retag(k idKey, e epoch) {
+	h := s.hash(&k)
+	sh := &s.shards[h>>56]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for i := (h & (1<<56 - 1)) % sh.cap; ; {
+		slot := sh.slab[i*slotSize : (i+1)*slotSize]
+		if binary.LittleEndian.Uint16(slot[16:]) == 0 {
+			return
+		}
+		if idKey(slot[:16]) == k {
+			binary.LittleEndian.PutUint16(slot[16:], uint16(e))
+			return
+		}
+		if i++; i == sh.cap {
+			i = 0
+		}
 	}
-	end, err := s.file.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, fmt.Errorf("remember logged users: %w", err)
-	}
-	b := make([]byte, end)
-	if _, err := s.file.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read back logged users: %w", err)
-	}
-	all := make([]uint64, 0, len(b)/8)
-	for i := 0; i+8 <= len(b); i += 8 {
-		all = append(all, binary.LittleEndian.Uint64(b[i:]))
-	}
-	return all, nil
 }
 
-// close lets the file go.
+// grow gives the shard half as many slots again (a page's worth at first)
+// and moves its keys over. Called with the shard locked.
+func (sh *idShard) grow(s *idSet) {
+	size := max(len(sh.slab)*3/2, pageSize)
+	size = (size + pageSize - 1) / pageSize * pageSize
+	slab := allocSlab(size)
+	newCap := uint64(size / slotSize)
+	for i := uint64(0); i < sh.cap; i++ {
+		slot := sh.slab[i*slotSize : (i+1)*slotSize]
+		if binary.LittleEndian.Uint16(slot[16:]) == 0 {
+			continue
+		}
+		k := idKey(slot[:16])
+		j := (s.hash(&k) & (1<<56 - 1)) % newCap
+		for binary.LittleEndian.Uint16(slab[j*slotSize+16:]) != 0 {
+			if j++; j == newCap {
+				j = 0
+			}
+		}
+		copy(slab[j*slotSize:], slot)
+	}
+	if sh.slab != nil {
+		freeSlab(sh.slab)
+	}
+	sh.slab, sh.cap = slab, newCap
+}
+
+// len is how many keys the record holds.
+func (s *idSet) len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += int(sh.n)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// bytes is how much memory the record's slots take.
+func (s *idSet) bytes() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.slab)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// close gives the record's memory back. The record is not used after.
 func (s *idSet) close() {
-	if s.file != nil {
-		s.file.Close()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		if sh.slab != nil {
+			freeSlab(sh.slab)
+		}
+		sh.slab, sh.cap, sh.n = nil, 0, 0
+		sh.mu.Unlock()
 	}
 }

@@ -2,53 +2,94 @@ package graph
 
 import (
 	"fmt"
-	"hash/maphash"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestIDSetRemembersEveryUserAcrossRestarts(t *testing.T) {
-	for name, s := range map[string]*idSet{"spilled to a file": newIDSet(), "in memory": {seed: maphash.MakeSeed()}} {
-		t.Run(name, func(t *testing.T) {
-			defer s.close()
-			user := func(i int) (user, id []byte) {
-				id = fmt.Appendf(nil, "user-%d", i)
-				return fmt.Appendf(nil, `{"displayName":"x","id":"%s"}`, id), id
-			}
-			for i := range 100_000 {
-				require.NoError(t, s.add(s.hash(user(i))))
-			}
-			assert.False(t, s.before(s.hash(user(5))), "nothing counts as before until a restart")
-
-			require.NoError(t, s.restart())
-			for i := range 100_000 {
-				require.True(t, s.before(s.hash(user(i))), "user %d", i)
-			}
-			assert.False(t, s.before(s.hash(user(100_000))))
-
-			require.NoError(t, s.add(s.hash(user(100_000))))
-			require.NoError(t, s.restart())
-			assert.True(t, s.before(s.hash(user(100_000))), "a second restart knows users from after the first")
-		})
-	}
-}
-
-func TestIDSetTellsThisPagesUsersApart(t *testing.T) {
+func TestIDSetKeepsAGUIDsSixteenBytes(t *testing.T) {
 	s := newIDSet()
 	defer s.close()
-	a, b, c := s.hash(nil, []byte("a")), s.hash(nil, []byte("b")), s.hash(nil, []byte("c"))
-	require.NoError(t, s.add(a))
-	s.newPage()
-	require.NoError(t, s.add(b))
-	require.NoError(t, s.add(c))
-	assert.Equal(t, map[uint64]bool{b: true, c: true}, s.onPage())
+	k := s.key(nil, []byte("87d349ed-44d7-43e1-9a83-5f2406dee5bd"))
+	assert.Equal(t, idKey{0x87, 0xd3, 0x49, 0xed, 0x44, 0xd7, 0x43, 0xe1, 0x9a, 0x83, 0x5f, 0x24, 0x06, 0xde, 0xe5, 0xbd}, k)
+	assert.Equal(t, k, s.key(nil, []byte("87D349ED-44D7-43E1-9A83-5F2406DEE5BD")), "a GUID's case does not make another user")
 }
 
-func TestIDSetHashesTheIDWherePropertiesDiffer(t *testing.T) {
-	s := &idSet{seed: maphash.MakeSeed()}
-	assert.Equal(t, s.hash([]byte(`{"id":"a","mail":null}`), []byte("a")), s.hash([]byte(`{"mail":"new@x","id":"a"}`), []byte("a")),
-		"a user is the same user when other properties change between reads")
-	assert.NotEqual(t, s.hash([]byte(`{"mail":"a"}`), nil), s.hash([]byte(`{"mail":"b"}`), nil), "without an id, the whole object counts")
+func TestIDSetNeverTakesTwoGUIDsForOne(t *testing.T) {
+	s := newIDSet()
+	defer s.close()
+	e := s.newEpoch()
+	// GUIDs that differ in one bit only, at every position: whatever a
+	// hash of them would do, the record keeps them apart.
+	base := idKey{}
+	added, _ := s.add(base, e)
+	require.True(t, added)
+	for bit := range 128 {
+		k := base
+		k[bit/8] ^= 1 << (bit % 8)
+		added, _ := s.add(k, e)
+		require.True(t, added, "bit %d", bit)
+	}
+	assert.Equal(t, 129, s.len())
+}
+
+func TestIDSetHashesWhatIsNotAGUIDWide(t *testing.T) {
+	s := newIDSet()
+	defer s.close()
+	for _, id := range []string{"user-1", "87d349ed-44d7-43e1-9a83-5f2406dee5b", "87d349ed+44d7-43e1-9a83-5f2406dee5bd", "87d349ed-44d7-43e1-9a83-5f2406dee5bz"} {
+		k := s.key(nil, []byte(id))
+		assert.Equal(t, k, s.key([]byte(`{"other":1}`), []byte(id)), "%s: the id, not the object, is the user", id)
+		assert.NotEqual(t, idKey{}, k)
+	}
+	assert.NotEqual(t, s.key([]byte(`{"mail":"a"}`), nil), s.key([]byte(`{"mail":"b"}`), nil), "without an id, the whole object counts")
+}
+
+func TestIDSetRemembersEveryUserAndItsEpoch(t *testing.T) {
+	s := newIDSet()
+	defer s.close()
+	first, second := s.newEpoch(), s.newEpoch()
+	const n = 50_000
+	key := func(i int) idKey { return s.key(nil, fmt.Appendf(nil, "%08x-0000-4000-8000-%012x", i, i*7919)) }
+	for i := range n {
+		added, _ := s.add(key(i), first)
+		require.True(t, added, "user %d", i)
+	}
+	for i := range n {
+		added, had := s.add(key(i), second)
+		require.False(t, added, "user %d", i)
+		require.Equal(t, first, had)
+	}
+	s.retag(key(7), second)
+	_, had := s.add(key(7), first)
+	assert.Equal(t, second, had)
+	assert.Equal(t, n, s.len())
+	assert.LessOrEqual(t, s.bytes(), n*slotSize*5/2, "at most about half the slots stay empty, but for whole pages")
+}
+
+func TestIDSetIsSafeForStreamsAtOnce(t *testing.T) {
+	s := newIDSet()
+	defer s.close()
+	e := s.newEpoch()
+	const streams, each = 8, 5_000
+	var wg sync.WaitGroup
+	addedBy := make([]int, streams)
+	for w := range streams {
+		wg.Go(func() {
+			// Every stream offers every user: each is added exactly once.
+			for i := range each {
+				if added, _ := s.add(s.key(nil, fmt.Appendf(nil, "u%d", i)), e); added {
+					addedBy[w]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range addedBy {
+		total += n
+	}
+	assert.Equal(t, each, total)
+	assert.Equal(t, each, s.len())
 }

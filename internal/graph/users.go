@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +38,10 @@ type Stats struct {
 	// Restarts is how many times the listing began again at the first page
 	// because a page token expired.
 	Restarts int
+	// Duplicates is how many users Graph sent again after they were handed
+	// over, and were skipped: not those a page read again or a restarted
+	// listing repeats, but a user Graph itself lists twice.
+	Duplicates int
 }
 
 // Sink receives what a listing finds. Only User is required.
@@ -66,8 +72,9 @@ func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, erro
 	if sink.Page == nil {
 		sink.Page = func(Stats) {}
 	}
-	l := &lister{c: c, sink: sink, first: c.usersURL(q), seen: newIDSet()}
-	defer l.seen.close()
+	seen := newIDSet()
+	defer seen.close()
+	l := &lister{c: c, sink: sink, first: c.usersURL(q), seen: seen}
 	err := l.run(ctx)
 	return l.st, err
 }
@@ -88,9 +95,21 @@ type lister struct {
 	first string
 	st    Stats
 	seen  *idSet
-	// again holds the users handed over from the current page on earlier
-	// attempts at it, to be skipped when it is read again.
-	again map[uint64]bool
+	// epoch is the current reading's; mine are the earlier readings that
+	// this one repeats on purpose, the same listing before a restart.
+	epoch epoch
+	mine  []epoch
+	// onPage holds the users handed over from the current page, and again
+	// those of them from earlier attempts at it, to be skipped when it is
+	// read again.
+	onPage []idKey
+	again  map[idKey]bool
+	// renewed says a new token was asked for on the current page, after
+	// Graph refused the one before.
+	renewed bool
+	// followed holds a keyed hash of every link this reading followed: a
+	// link followed twice is a loop.
+	followed map[[2]uint64]bool
 	// reader's buffer serves every page.
 	reader pageReader
 }
@@ -99,15 +118,17 @@ type lister struct {
 func (l *lister) run(ctx context.Context) error {
 	var ahead *prefetch
 	defer func() { ahead.discard() }()
+	l.startReading()
 	for pageURL := l.first; pageURL != ""; {
+		if err := l.follow(pageURL); err != nil {
+			return fmt.Errorf("list users page %d: %w", l.st.Pages+1, err)
+		}
 		link, next, err := l.page(ctx, pageURL, ahead)
 		ahead = next
 		if l.expired(err, pageURL) {
 			l.st.Restarts++
 			l.sink.Warn(fmt.Sprintf("warning: the page token expired after %d users on %d pages; listing again from the first page, skipping users already logged", l.st.Users, l.st.Pages))
-			if err := l.seen.restart(); err != nil {
-				return err
-			}
+			l.startReading()
 			pageURL = l.first
 			continue
 		}
@@ -120,6 +141,33 @@ func (l *lister) run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// startReading begins a reading of the listing from its first page: the
+// first, or again after a page token expired.
+func (l *lister) startReading() {
+	if l.epoch != 0 {
+		l.mine = append(l.mine, l.epoch)
+	}
+	l.epoch = l.seen.newEpoch()
+	l.followed = map[[2]uint64]bool{}
+}
+
+// follow records that the reading follows link, and refuses a link it
+// followed already: Graph would be handing the same users over again and
+// again.
+func (l *lister) follow(link string) error {
+	h := [2]uint64{maphash.String(l.seen.seeds[0], link), maphash.String(l.seen.seeds[1], link)}
+	if l.followed[h] {
+		return ErrLinkLoop
+	}
+	l.followed[h] = true
+	return nil
+}
+
+// ErrLinkLoop is a nextLink that leads back to a page the listing already
+// read.
+var ErrLinkLoop = errors.New("graph's @odata.nextLink leads back to a page already read in this listing: " +
+	"stopped rather than list the same users again and again")
 
 // expired reports whether err is a page token that expired and the listing
 // may start over for it.
@@ -137,22 +185,25 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 		ahead.discard()
 		ahead = nil
 	}
-	l.seen.newPage()
+	l.onPage = l.onPage[:0]
 	l.again = nil
+	l.renewed = false
+	var next *prefetch // the next page's request, kept across attempts
 	for attempt := 0; ; attempt++ {
-		link, next, f := l.attempt(ctx, pageURL, ahead)
+		link, f := l.attempt(ctx, pageURL, ahead, &next)
 		ahead = nil
 		if f == nil {
 			return link, next, nil
 		}
-		next.discard()
-		if f.why == "" {
-			return "", nil, f.err
-		}
-		if attempt >= l.c.retry.maxRetries {
+		if f.why == "" || attempt >= l.c.retry.maxRetries {
+			next.discard()
+			if f.why == "" {
+				return "", nil, f.err
+			}
 			return "", nil, f.exhausted(attempt + 1)
 		}
 		if err := l.retry(ctx, attempt, f.why, f.wait); err != nil {
+			next.discard()
 			return "", nil, err
 		}
 	}
@@ -182,10 +233,11 @@ func (f *failure) exhausted(attempts int) error {
 }
 
 // attempt reads the page at pageURL once: from ahead when it is not nil,
-// else from a request of its own. It returns the page's nextLink and the
-// next page's request, sent ahead as soon as the nextLink was read before
-// the users; or how it failed.
-func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch) (link string, next *prefetch, f *failure) {
+// else from a request of its own. It returns the page's nextLink, or how it
+// failed. *next is the request for the page after, sent ahead as soon as
+// the nextLink is read before the users; one sent on an earlier attempt is
+// kept when the nextLink is the same.
+func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, next **prefetch) (link string, f *failure) {
 	var resp *http.Response
 	var err error
 	if ahead != nil {
@@ -195,43 +247,46 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch) (
 	}
 	if err != nil {
 		if !transient(ctx, err) {
-			return "", nil, &failure{err: err}
+			return "", &failure{err: err}
 		}
-		return "", nil, &failure{err: err, why: fmt.Sprintf("request failed (%v)", err)}
+		return "", &failure{err: err, why: fmt.Sprintf("request failed (%v)", err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", nil, l.refused(resp)
+		return "", l.refused(resp)
 	}
 
 	err = l.reader.decode(resp.Body, pageHandler{
 		link: func(s string, beforeValue bool) {
 			link = s
-			if next != nil && !next.isFor(s) {
-				next.discard()
-				next = nil
+			if *next != nil && !(*next).isFor(s) {
+				(*next).discard()
+				*next = nil
 			}
-			if beforeValue && next == nil && s != "" {
-				next = l.fetchAhead(ctx, s)
+			if beforeValue && *next == nil && s != "" {
+				*next = l.fetchAhead(ctx, s)
 			}
 		},
 		user: l.emit,
 	})
 	resp.Body.Close()
 	if err == nil {
-		if next != nil && !next.isFor(link) {
-			next.discard()
-			next = nil
+		if *next != nil && !(*next).isFor(link) {
+			(*next).discard()
+			*next = nil
 		}
-		return link, next, nil
+		return link, nil
 	}
 	if h, ok := err.(errHandler); ok {
-		return "", next, &failure{err: h.err}
+		return "", &failure{err: h.err}
 	}
 	if ctx.Err() != nil {
-		return "", next, &failure{err: context.Cause(ctx)}
+		return "", &failure{err: context.Cause(ctx)}
 	}
-	l.again = l.seen.onPage()
-	return "", next, &failure{err: err, broken: true,
+	l.again = make(map[idKey]bool, len(l.onPage))
+	for _, k := range l.onPage {
+		l.again[k] = true
+	}
+	return "", &failure{err: err, broken: true,
 		why: fmt.Sprintf("the page broke off after %d of its users (%v)", len(l.again), err)}
 }
 
@@ -246,6 +301,12 @@ func (l *lister) refused(resp *http.Response) *failure {
 	status := resp.Status
 	re := ReadResponseError(resp)
 	switch {
+	case re.StatusCode == http.StatusUnauthorized && !l.renewed:
+		// A token that worked can be revoked, or end early: one more try
+		// with a new one. Twice refused, it is refused.
+		l.renewed = true
+		l.c.ep.RenewToken()
+		return &failure{err: re, why: status + ": Graph refused the token; trying again with a new one", wait: time.Millisecond}
 	case !retriable(re.StatusCode):
 		return &failure{err: re}
 	case d > l.c.retry.maxDelay:
@@ -271,18 +332,29 @@ func (l *lister) retry(ctx context.Context, attempt int, why string, d time.Dura
 	return wait(ctx, d)
 }
 
-// emit hands a user to the sink unless it was handed over before: on an
-// earlier attempt at this page or before a restart.
+// emit hands a user to the sink unless it was handed over before in this
+// run. A repeat is counted as a duplicate unless this reading repeats it on
+// purpose: an earlier attempt at this page, or the listing before a restart.
 func (l *lister) emit(user, id []byte) error {
-	h := l.seen.hash(user, id)
-	if l.again[h] || l.seen.before(h) {
+	k := l.seen.key(user, id)
+	added, had := l.seen.add(k, l.epoch)
+	if !added {
+		switch {
+		case l.again[k]:
+		case slices.Contains(l.mine, had):
+			// Counted once: if Graph sends it again now, that is a duplicate.
+			l.seen.retag(k, l.epoch)
+		default:
+			l.st.Duplicates++
+		}
 		return nil
 	}
+	l.onPage = append(l.onPage, k)
 	if err := l.sink.User(user); err != nil {
 		return err
 	}
 	l.st.Users++
-	return l.seen.add(h)
+	return nil
 }
 
 // transient reports whether a failed request may succeed if sent again: a
