@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -358,4 +359,29 @@ func TestGrantHelpPrintsUsage(t *testing.T) {
 	require.NoError(t, r.err)
 	assert.Contains(t, r.stderr, "Usage: grant -client-id")
 	assert.Contains(t, r.stderr, "-dry-run")
+}
+
+func TestGrantNeverFollowsARedirectWithTheToken(t *testing.T) {
+	var reached atomic.Int32
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		t.Errorf("a request reached the foreign host: %s %s (Authorization set: %v)", r.Method, r.URL, r.Header.Get("Authorization") != "")
+	}))
+	defer foreign.Close()
+	tn := newTenant(t, true, 0, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The same host as Graph, another port: Go's client would keep
+			// the Authorization header.
+			w.Header().Set("Location", foreign.URL+r.URL.RequestURI())
+			w.WriteHeader(http.StatusTemporaryRedirect)
+		})
+	})
+
+	r := runGrant(t, nil, tn.args()...)
+
+	require.Error(t, r.err)
+	assert.Contains(t, r.err.Error(), "refusing to follow a 307 redirect to "+foreign.URL)
+	assert.NotContains(t, r.err.Error(), tn.adminToken)
+	assert.Zero(t, reached.Load())
+	assert.Empty(t, tn.dir.Assignments())
 }

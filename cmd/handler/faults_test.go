@@ -25,6 +25,17 @@ func on(page, attempt int, f fakeazure.Fault) func(fakeazure.PageRequest) fakeaz
 	}
 }
 
+// atOffset applies a fault to every attempt at the page that starts at
+// user offset.
+func atOffset(offset int, f fakeazure.Fault) func(fakeazure.PageRequest) fakeazure.Fault {
+	return func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Offset == offset {
+			return f
+		}
+		return fakeazure.Fault{}
+	}
+}
+
 // always applies a fault to every attempt at one page.
 func always(page int, f fakeazure.Fault) func(fakeazure.PageRequest) fakeazure.Fault {
 	return func(pr fakeazure.PageRequest) fakeazure.Fault {
@@ -176,6 +187,43 @@ func TestFaultsEveryUserOnceOrAClearFailure(t *testing.T) {
 			wantErr: []string{"refusing to send the token to https://127.0.0.1:1", "stopped after 50 users on 1 page"},
 		},
 		{
+			name:    "a 307 to another port of this host",
+			fault:   on(1, 1, fakeazure.Fault{Status: 307, Header: header("Location", foreign.URL+"/v1.0/users?$skiptoken=steal")}),
+			wantErr: []string{"refusing to follow a 307 redirect to " + foreign.URL, "GRAPH_ENDPOINT", "stopped after 50 users on 1 page"},
+		},
+		{
+			name:  "a 307 on Graph's own origin is followed",
+			fault: on(1, 1, fakeazure.Fault{Status: 307, Header: header("Location", "/v1.0/users?$top=50&$skiptoken="+fakeazure.SkipToken(50))}),
+			stats: map[string]int{"retries": 0, "pages": 5},
+		},
+		{
+			name:  "Graph sends ten users twice",
+			fault: atOffset(50, fakeazure.Fault{NextLink: "/v1.0/users?$top=50&$skiptoken=" + fakeazure.SkipToken(90)}),
+			stats: map[string]int{"duplicates": 10},
+			logs:  []string{"10 users Graph sent twice logged once"},
+		},
+		{
+			name: "a nextLink that leads back to a page already read",
+			fault: func(pr fakeazure.PageRequest) fakeazure.Fault {
+				if pr.Offset == 50 || pr.Offset == 100 {
+					return fakeazure.Fault{NextLink: "/v1.0/users?$top=50&$skiptoken=" + fakeazure.SkipToken(100)}
+				}
+				return fakeazure.Fault{}
+			},
+			wantErr: []string{"leads back to a page already read", "stopped after 150 users on 3 pages"},
+		},
+		{
+			name:  "a 401 mid-run, then a new token works",
+			fault: on(2, 1, fakeazure.Fault{Status: 401, Code: "InvalidAuthenticationToken", Message: "Lifetime validation failed, the token is expired."}),
+			stats: map[string]int{"retries": 1},
+			logs:  []string{"Graph refused the token; trying again with a new one"},
+		},
+		{
+			name:    "a 401 mid-run, and for the new token too",
+			fault:   always(2, fakeazure.Fault{Status: 401, Code: "InvalidAuthenticationToken"}),
+			wantErr: []string{"rejected the token mid-run, after 2 pages", "401", "stopped after 100 users on 2 pages"},
+		},
+		{
 			name:    "403 without User.Read.All",
 			fault:   always(0, fakeazure.Fault{Status: 403, Code: "Authorization_RequestDenied", Message: "Insufficient privileges to complete the operation."}),
 			wantErr: []string{"403", "Authorization_RequestDenied", "User.Read.All", "Grant User.Read.All to the identity"},
@@ -205,7 +253,15 @@ func TestFaultsEveryUserOnceOrAClearFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			az := newFaultyAzure(t, users, tt.fault)
+			var az *azure
+			az = newFaultyAzure(t, users, func(pr fakeazure.PageRequest) fakeazure.Fault {
+				f := tt.fault(pr)
+				// A link written from the root is Graph's own: absolute.
+				if strings.HasPrefix(f.NextLink, "/") {
+					f.NextLink = az.graphURL + f.NextLink
+				}
+				return f
+			})
 			env := az.settings(t)
 			env["GRAPH_USERS_PAGE_SIZE"] = "50"
 			for k, v := range tt.env {
@@ -297,8 +353,15 @@ func TestTokenEndpointFaults(t *testing.T) {
 	tests := []struct {
 		name    string
 		fault   func(int) fakeazure.Fault
+		env     map[string]string
 		wantErr []string // nil: the run succeeds with every user
 	}{
+		{
+			name:    "a token endpoint that hangs",
+			fault:   func(int) fakeazure.Fault { return fakeazure.Fault{Delay: time.Minute} },
+			env:     map[string]string{"GRAPH_USERS_RUN_TIMEOUT": "1s"},
+			wantErr: []string{"get a token for", "the identity endpoint (App Service, IDENTITY_ENDPOINT http://127.0.0.1:", "gave no token", "AZURE_CLIENT_ID"},
+		},
 		{name: "a 503 is retried", fault: once(fakeazure.Fault{Status: 503, Header: header("Retry-After", "0")})},
 		{name: "a 429 is retried", fault: once(fakeazure.Fault{Status: 429, Header: header("Retry-After", "0")})},
 		{name: "a token response cut off is retried", fault: once(fakeazure.Fault{Cut: true})},
@@ -318,6 +381,9 @@ func TestTokenEndpointFaults(t *testing.T) {
 			az := newAzureWith(t, 120, nil, tt.fault)
 			env := az.settings(t)
 			env["GRAPH_USERS_PAGE_SIZE"] = "50"
+			for k, v := range tt.env {
+				env[k] = v
+			}
 			o := invokeOnce(t, az, env)
 			if tt.wantErr != nil {
 				assert.Equal(t, 500, o.status)

@@ -8,13 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
@@ -26,12 +25,34 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		// A second signal ends the process at once.
+		signal.Stop(sigs)
+		cancel(&stopped{sig})
+	}()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "GraphUsersTimer: %v\n", err)
+		// The last line, too, is a JSON line the host can file.
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("handler stopped", "error", err.Error())
 		os.Exit(1)
 	}
+}
+
+// stopped is why the handler stops: a signal, such as the host scaling in or
+// a deployment.
+type stopped struct{ sig os.Signal }
+
+func (s *stopped) Error() string {
+	name := s.sig.String()
+	if s.sig == syscall.SIGTERM {
+		name = "SIGTERM"
+	} else if s.sig == os.Interrupt {
+		name = "SIGINT"
+	}
+	return "the handler was stopped by " + name + " (the host scaling in, a restart or a deployment)"
 }
 
 // run starts the handler and serves the host until ctx ends.
@@ -80,10 +101,6 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if err != nil {
 		return fmt.Errorf("listen on %s (FUNCTIONS_CUSTOMHANDLER_PORT): %w", strconv.Itoa(cfg.Port), err)
 	}
-	srv := &http.Server{
-		Handler:           customhandler.NewServer(log, app.Function, job),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
 	log.Info("handler ready",
 		"addr", ln.Addr().String(),
 		"function", app.Function.Name,
@@ -92,29 +109,18 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		"identity_source", identitySource(getenv),
 		"run_timeout", runTimeout.String(),
 	)
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	err = customhandler.Serve(ctx, ln, customhandler.NewServer(log, app.Function, job), customhandler.ServeOptions{})
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		log.Info("handler stopped", "reason", cause.Error())
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("shut down: %w", err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
+	return err
 }
 
-// identitySource names where tokens come from, for the start-up line.
+// identitySource names where tokens come from, for the start-up line and
+// errors: the endpoint, never the header that guards it.
 func identitySource(getenv func(string) string) string {
 	if getenv("IDENTITY_ENDPOINT") != "" && getenv("IDENTITY_HEADER") != "" {
-		return "App Service (IDENTITY_ENDPOINT)"
+		return "App Service, IDENTITY_ENDPOINT " + getenv("IDENTITY_ENDPOINT")
 	}
-	return "IMDS"
+	return "IMDS, http://169.254.169.254"
 }

@@ -350,3 +350,33 @@ func TestRunRefusesAnAppRootWithoutTheFunction(t *testing.T) {
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+func TestRunWritesUserLinesAndTheSummaryWhateverTheLogLevel(t *testing.T) {
+	for _, level := range []string{"warn", "error"} {
+		t.Run(level, func(t *testing.T) {
+			az := newAzure(t, 1500)
+			env := az.settings(t)
+			env["LOG_LEVEL"] = level
+			h := startHandler(t, env)
+			inv, err := h.host.Invoke(context.Background(), "GraphUsersTimer", invocationBody(t, "timer.json"))
+			require.NoError(t, err)
+			require.Equal(t, 200, inv.Status)
+			require.NoError(t, h.stop())
+
+			users, summaries := 0, 0
+			for _, line := range jsonLines(t, h.stdout.String()) {
+				switch line["msg"] {
+				case "user":
+					users++
+				case "users listed":
+					summaries++
+					assert.Equal(t, 1500.0, line["users"])
+				case "handler ready", "invocation started", "progress":
+					t.Errorf("a diagnostic info line at LOG_LEVEL=%s: %v", level, line)
+				}
+			}
+			assert.Equal(t, 1500, users, "user lines are the job's output")
+			assert.Equal(t, 1, summaries)
+		})
+	}
+}

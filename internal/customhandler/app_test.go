@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -55,5 +56,40 @@ func TestFindTimerFunctionSaysWhatIsWrong(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
+	}
+}
+
+func TestLoadAppReadsFunctionTimeoutAsTheHostDoes(t *testing.T) {
+	tests := []struct {
+		hostJSON string
+		want     time.Duration
+	}{
+		{`{"functionTimeout":"00:10:00"}`, 10 * time.Minute},
+		{`{"functionTimeout":" 00:05:00 "}`, 5 * time.Minute},
+		{`{"functionTimeout":"00:04:30.5"}`, 4*time.Minute + 30*time.Second + 500*time.Millisecond},
+		{`{"functionTimeout":"1.00:00:00"}`, 24 * time.Hour},
+		{`{"functionTimeout":"-1"}`, 0},
+		{`{"version":"2.0"}`, DefaultFunctionTimeout},
+		{"", DefaultFunctionTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.hostJSON, func(t *testing.T) {
+			root := t.TempDir()
+			writeFunction(t, root, "T", `{"bindings":[{"type":"timerTrigger","direction":"in","name":"t"}]}`)
+			if tt.hostJSON != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(root, "host.json"), []byte(tt.hostJSON), 0o644))
+			}
+			app, err := LoadApp(root)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, app.FunctionTimeout)
+			assert.Equal(t, "T", app.Function.Name)
+		})
+	}
+	for _, bad := range []string{`{"functionTimeout":"ten minutes"}`, `{"functionTimeout":"00:00:00"}`, `{"functionTimeout":"00:61:00"}`} {
+		root := t.TempDir()
+		writeFunction(t, root, "T", `{"bindings":[{"type":"timerTrigger","direction":"in","name":"t"}]}`)
+		require.NoError(t, os.WriteFile(filepath.Join(root, "host.json"), []byte(bad), 0o644))
+		_, err := LoadApp(root)
+		assert.ErrorContains(t, err, "functionTimeout", bad)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // MaxInvocationBytes bounds an invocation body; a timer invocation is a few
@@ -48,7 +49,12 @@ func handleInvoke(logger *slog.Logger, fn Function, runner Runner) http.Handler 
 			writeError(w, http.StatusMethodNotAllowed, "invoke with POST /"+fn.Name, http.MethodPost)
 			return
 		}
+		// A body still arriving when the handler stops is given up at once.
+		stopRead := context.AfterFunc(r.Context(), func() {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		})
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInvocationBytes))
+		stopRead()
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				writeError(w, http.StatusRequestEntityTooLarge, "invocation body over 1 MiB")

@@ -330,6 +330,12 @@ func (e *Endpoint) Call(ctx context.Context, method, rawURL string, body, out an
 // origin, and follows a GET's redirects that stay on the origin. A body is
 // streamed only when the request's context carries a stall guard.
 func (e *Endpoint) send(ctx context.Context, method, rawURL string, header http.Header, body any) (*http.Response, error) {
+	// azcore's retry policy reports the context's error when the context
+	// ends, even if it ended while the credential waited for a token: the
+	// credential keeps its error here, so that the wait is not taken for
+	// one on Graph.
+	failed := &tokenFailure{}
+	ctx = context.WithValue(ctx, tokenFailureKey{}, failed)
 	for hops := 0; ; hops++ {
 		if _, err := e.CheckOrigin(rawURL); err != nil {
 			return nil, err
@@ -352,6 +358,9 @@ func (e *Endpoint) send(ctx context.Context, method, rawURL string, header http.
 		}
 		resp, err := e.pl.Do(req)
 		if err != nil {
+			if _, ok := errors.AsType[*TokenError](err); !ok && failed.err != nil {
+				err = failed.err
+			}
 			return nil, err
 		}
 		if !isRedirect(resp.StatusCode) {

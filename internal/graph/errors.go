@@ -171,8 +171,18 @@ func (c *tokenCredential) GetToken(ctx context.Context, o policy.TokenRequestOpt
 	if afe, ok := errors.AsType[*azidentity.AuthenticationFailedError](err); ok && afe.RawResponse != nil {
 		te.StatusCode = afe.RawResponse.StatusCode
 	}
+	if f, ok := ctx.Value(tokenFailureKey{}).(*tokenFailure); ok {
+		f.err = te
+	}
 	return tk, te
 }
+
+// tokenFailureKey is the context key of a request's tokenFailure.
+type tokenFailureKey struct{}
+
+// tokenFailure keeps the error of the last request for a token made for one
+// request to Graph.
+type tokenFailure struct{ err *TokenError }
 
 // errTokenTimeout is the cause of a request for a token given up.
 var errTokenTimeout = errors.New("the token endpoint did not answer in time")

@@ -15,14 +15,16 @@ import (
 	"time"
 )
 
-// Output is the job's two log streams.
+// Output is the job's two log streams: its output (user lines and
+// summaries), always written to stdout, and its diagnostics, written at
+// their level or above, info to stdout, warnings and errors to stderr.
 type Output struct {
-	stdout *syncWriter
-	level  slog.Leveler
-	logger *slog.Logger
+	stdout  *syncWriter
+	logger  *slog.Logger
+	results *slog.Logger
 }
 
-// New returns an Output that writes records at level and above.
+// New returns an Output whose diagnostics are written at level and above.
 func New(stdout, stderr io.Writer, level slog.Leveler) *Output {
 	out := &syncWriter{w: stdout}
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: lowerLevel}
@@ -30,11 +32,16 @@ func New(stdout, stderr io.Writer, level slog.Leveler) *Output {
 		out: slog.NewJSONHandler(out, opts),
 		err: slog.NewJSONHandler(&syncWriter{w: stderr}, opts),
 	}
-	return &Output{stdout: out, level: level, logger: slog.New(h)}
+	results := slog.NewJSONHandler(out, &slog.HandlerOptions{ReplaceAttr: lowerLevel})
+	return &Output{stdout: out, logger: slog.New(h), results: slog.New(results)}
 }
 
-// Logger returns the structured logger over both streams.
+// Logger returns the structured logger of diagnostics over both streams.
 func (o *Output) Logger() *slog.Logger { return o.logger }
+
+// Results returns the logger of the job's own output, such as a run's
+// summary: info lines on stdout, written whatever the level of diagnostics.
+func (o *Output) Results() *slog.Logger { return o.results }
 
 // lowerLevel writes levels in lower case: "info", "warn", "error".
 func lowerLevel(groups []string, a slog.Attr) slog.Attr {
@@ -87,11 +94,8 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // Objects returns a writer of info lines that carry a JSON object's members
 // at the top level, after time, level and msg: {"time":..,"msg":"user","id":..}.
-// It returns nil when info lines are not logged.
+// They are the job's output, written whatever the level of diagnostics.
 func (o *Output) Objects(msg string) *ObjectWriter {
-	if !o.logger.Enabled(context.Background(), slog.LevelInfo) {
-		return nil
-	}
 	head, _ := json.Marshal(msg)
 	return &ObjectWriter{w: o.stdout, msg: head}
 }

@@ -48,8 +48,21 @@ func TestLevelHidesWhatIsBelowIt(t *testing.T) {
 	out.Logger().Info("hidden")
 	out.Logger().Warn("shown")
 	assert.Empty(t, stdout.String())
-	assert.Nil(t, out.Objects("user"), "no object lines when info is hidden")
 	assert.Len(t, lines(t, &stderr), 1)
+}
+
+func TestTheJobsOutputIsWrittenWhateverTheLevel(t *testing.T) {
+	var stdout bytes.Buffer
+	out := New(&stdout, &bytes.Buffer{}, slog.LevelError)
+	users := out.Objects("user")
+	require.NoError(t, users.Write([]byte(`{"id":"a"}`)))
+	require.NoError(t, users.Flush())
+	out.Results().Info("users listed", "users", 1)
+	got := lines(t, &stdout)
+	require.Len(t, got, 2)
+	assert.Equal(t, "user", got[0]["msg"])
+	assert.Equal(t, "users listed", got[1]["msg"])
+	assert.Equal(t, "info", got[1]["level"])
 }
 
 func TestObjectWriterSplicesTheObjectIntoTheLine(t *testing.T) {

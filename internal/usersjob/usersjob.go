@@ -76,8 +76,6 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 	var users *joblog.ObjectWriter
 	if j.opts.LogEach {
 		users = j.out.Objects("user")
-	}
-	if users != nil {
 		sink.User = users.Write
 	}
 	every := j.opts.ProgressEvery
@@ -105,23 +103,24 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 	}
 	elapsed := time.Since(start)
 	if err != nil {
-		if j.opts.RunTimeout > 0 && errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("the run reached its deadline of %s, set to stop before the host's functionTimeout "+
-				"(host.json; GRAPH_USERS_RUN_TIMEOUT overrides it): %w", j.opts.RunTimeout, err)
-		}
 		return logs, fmt.Errorf("stopped after %s in %s (%d retries, %d throttled): %w",
-			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.advise(err))
+			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.advise(ctx, err, st))
 	}
-	j.log.Info("users listed",
+	j.out.Results().Info("users listed",
 		"users", st.Users,
 		"pages", st.Pages,
 		"duration_ms", elapsed.Milliseconds(),
 		"retries", st.Retries,
 		"throttled", st.Throttled,
 		"restarts", st.Restarts,
+		"duplicates", st.Duplicates,
 	)
-	return append(logs, fmt.Sprintf("Listed %s in %s (%d retries, %d throttled responses, %d restarts).",
-		progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, st.Restarts)), nil
+	summary := fmt.Sprintf("Listed %s in %s (%d retries, %d throttled responses, %d restarts",
+		progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, st.Restarts)
+	if st.Duplicates > 0 {
+		summary += fmt.Sprintf(", %d users Graph sent twice logged once", st.Duplicates)
+	}
+	return append(logs, summary+")."), nil
 }
 
 // progress says how many users on how many pages.
@@ -137,15 +136,26 @@ func plural(n int, noun string) string {
 }
 
 // advise adds to err what to do next, where the job knows: every hint the
-// job gives is here, from the facts the graph package reports.
-func (j *Job) advise(err error) error {
+// job gives is here, from the facts the graph package reports and how far
+// the run got (st).
+func (j *Job) advise(ctx context.Context, err error, st graph.Stats) error {
+	switch {
+	case j.opts.RunTimeout > 0 && errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("the run reached its deadline of %s, set to stop before the host's functionTimeout "+
+			"(host.json; GRAPH_USERS_RUN_TIMEOUT overrides it): %w", j.opts.RunTimeout, err)
+	case ctx.Err() != nil:
+		// Stopped from outside, such as by a signal: say by what.
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
+	}
 	if te, ok := errors.AsType[*graph.TokenError](err); ok {
 		switch {
 		case te.StatusCode == http.StatusBadRequest:
 			return fmt.Errorf("%w: the managed identity with client ID %s is not assigned to this Function App: "+
 				"assign it (README, \"Deploy\") or set AZURE_CLIENT_ID to the client ID of one that is", err, j.opts.ClientID)
-		case te.Timeout > 0:
-			return fmt.Errorf("%w: the identity endpoint (%s) did not answer: check that the Function App has "+
+		case te.StatusCode == 0:
+			return fmt.Errorf("%w: the identity endpoint (%s) gave no token: check that the Function App has "+
 				"a managed identity and that AZURE_CLIENT_ID (%s) is its client ID", err, j.opts.IdentitySource, j.opts.ClientID)
 		}
 		return fmt.Errorf("%w: check that the Function App has a managed identity and that AZURE_CLIENT_ID (%s) is its client ID", err, j.opts.ClientID)
@@ -153,6 +163,9 @@ func (j *Job) advise(err error) error {
 	if _, ok := errors.AsType[*graph.OriginError](err); ok {
 		return fmt.Errorf("%w: the token only ever goes to GRAPH_ENDPOINT; a Graph that links or redirects elsewhere "+
 			"is not Graph or is misconfigured: check GRAPH_ENDPOINT and any proxy in front of it", err)
+	}
+	if errors.Is(err, graph.ErrLinkLoop) {
+		return fmt.Errorf("%w: this is Graph's fault, or a proxy's; the next run starts afresh", err)
 	}
 	re, ok := errors.AsType[*graph.ResponseError](err)
 	if !ok {
@@ -162,6 +175,9 @@ func (j *Job) advise(err error) error {
 	case re.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%w: grant the managed identity the Microsoft Graph application permission User.Read.All "+
 			"(README, \"Grant User.Read.All to the identity\"); a new grant can take a few minutes to apply", err)
+	case re.StatusCode == http.StatusUnauthorized && st.Pages > 0:
+		return fmt.Errorf("%w: Graph rejected the token mid-run, after %s, and a new one as well: the identity's "+
+			"access may have been revoked meanwhile; the next run asks again", err, plural(st.Pages, "page"))
 	case re.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: Graph refused the token: check that GRAPH_ENDPOINT is the Graph root the token's audience names "+
 			"(the token is asked for GRAPH_ENDPOINT/.default)", err)
