@@ -242,7 +242,8 @@ func TestFaultsEveryUserOnceOrAClearFailure(t *testing.T) {
 			name:    "a Graph slower than the run's deadline",
 			fault:   func(fakeazure.PageRequest) fakeazure.Fault { return fakeazure.Fault{Delay: 150 * time.Millisecond} },
 			env:     map[string]string{"GRAPH_USERS_RUN_TIMEOUT": "400ms"},
-			wantErr: []string{"stopped after 100 users on 2 pages", "the run reached its deadline of 400ms", "GRAPH_USERS_RUN_TIMEOUT"},
+			// How far it got depends on the machine's load; that it says so does not.
+			wantErr: []string{"stopped after ", " users on ", "the run reached its deadline of 400ms", "GRAPH_USERS_RUN_TIMEOUT"},
 		},
 		{
 			name:    "a throttled wait that would pass the deadline",

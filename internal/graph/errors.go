@@ -165,7 +165,12 @@ func (c *tokenCredential) GetToken(ctx context.Context, o policy.TokenRequestOpt
 		return tk, nil
 	}
 	te := &TokenError{Scope: strings.Join(o.Scopes, " "), Err: err}
-	if ctx.Err() == nil && errors.Is(context.Cause(tctx), errTokenTimeout) {
+	switch {
+	case ctx.Err() != nil:
+		// The credential words the context's end as text: keep it as an
+		// error, so that the caller can tell a deadline from a failure.
+		te.Err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	case errors.Is(context.Cause(tctx), errTokenTimeout):
 		te.Timeout = c.timeout
 	}
 	if afe, ok := errors.AsType[*azidentity.AuthenticationFailedError](err); ok && afe.RawResponse != nil {
