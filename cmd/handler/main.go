@@ -90,7 +90,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		return err
 	}
 	job := usersjob.New(client, out, usersjob.Options{
-		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize},
+		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize, Streams: cfg.Parallel},
 		LogEach:        cfg.LogEach,
 		ClientID:       cfg.ClientID,
 		IdentitySource: identitySource(getenv),

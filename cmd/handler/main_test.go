@@ -100,6 +100,8 @@ func (a *azure) settings(t *testing.T) map[string]string {
 		"IDENTITY_HEADER":              a.header,
 		"GRAPH_ENDPOINT":               a.graphURL,
 		"GRAPH_USERS_SCHEDULE":         "0 0 * * * *",
+		// One cursor: the tests of streams say so.
+		"GRAPH_USERS_PARALLEL": "1",
 	}
 }
 

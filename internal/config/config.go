@@ -27,6 +27,7 @@ const (
 	UsersFilter  = "GRAPH_USERS_FILTER"
 	UsersTop     = "GRAPH_USERS_PAGE_SIZE"
 	UsersLogEach = "GRAPH_USERS_LOG_EACH"
+	Parallel     = "GRAPH_USERS_PARALLEL"
 	Schedule     = "GRAPH_USERS_SCHEDULE"
 	RunTimeout   = "GRAPH_USERS_RUN_TIMEOUT"
 	LogLevel     = "LOG_LEVEL"
@@ -49,6 +50,9 @@ type Config struct {
 	PageSize int
 	// LogEach says whether every user gets a log line of its own.
 	LogEach bool
+	// Parallel is how many streams may list users at once, 1 to 64; 1 is a
+	// single cursor.
+	Parallel int
 	// Schedule is the timer's NCRONTAB expression or TimeSpan; the host reads
 	// it through function.json, the handler only checks it.
 	Schedule string
@@ -161,6 +165,19 @@ var Settings = []Setting{
 				return fmt.Errorf("%q is not true or false", v)
 			}
 			c.LogEach = b
+			return nil
+		},
+	},
+	{
+		Name: Parallel, Default: "16",
+		Doc: "how many listing streams run at once, 1..64, when the users do not fit on one page; 1 is one cursor. " +
+			"See [Parallel streams](#parallel-streams)",
+		parse: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return fmt.Errorf("%q is not a number of streams: 1 to 64", v)
+			}
+			c.Parallel = n
 			return nil
 		},
 	},

@@ -167,8 +167,8 @@ func (tn *benchTenant) listers() []lister {
 func (tn *benchTenant) listJob(ctx context.Context) (int, error) {
 	users := tn.out.Objects("user")
 	st, err := tn.client.ListUsers(ctx, tn.query, graph.Sink{
-		User: users.Write,
-		Page: func(graph.Stats) { _ = users.Flush() },
+		User: func(_ int, u []byte) error { return users.Write(u) },
+		Page: func(int, graph.Stats) { _ = users.Flush() },
 	})
 	if err != nil {
 		return st.Users, err

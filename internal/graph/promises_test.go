@@ -238,7 +238,7 @@ func TestListUsersGetsANewTokenWhenGraphRefusesOneThatWorked(t *testing.T) {
 	var warnings []string
 	ids := map[string]int{}
 	st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 50}, graph.Sink{
-		User: func(u []byte) error { ids[idOf(t, u)]++; return nil },
+		User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
 		Warn: func(msg string) { warnings = append(warnings, msg) },
 	})
 	require.NoError(t, err)
@@ -277,7 +277,7 @@ func TestListUsersBoundsATokenEndpointThatHangs(t *testing.T) {
 	var warnings atomic.Int32
 	start := time.Now()
 	_, err = client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 50}, graph.Sink{
-		User: func([]byte) error { return nil },
+		User: func(int, []byte) error { return nil },
 		Warn: func(string) { warnings.Add(1) },
 	})
 	var te *graph.TokenError

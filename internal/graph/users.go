@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// Query says which users a listing returns and how many fit on a page.
+// Query says which users a listing returns, how many fit on a page and how
+// many streams may list them at once.
 type Query struct {
 	// Select lists the properties each user carries; it should hold "id".
 	Select []string
@@ -23,9 +25,14 @@ type Query struct {
 	Filter string
 	// Top is the page size, 1 to 999.
 	Top int
+	// Streams is how many listings may run at once when the users do not
+	// fit on one page: each lists the users whose userPrincipalName starts
+	// with one prefix. 0 or 1 is a single cursor.
+	Streams int
 }
 
-// Stats counts what a listing did.
+// Stats counts what a listing did. With several streams, the counts add up
+// over them.
 type Stats struct {
 	// Users is how many users were handed to the sink, each once.
 	Users int
@@ -35,68 +42,183 @@ type Stats struct {
 	Retries int
 	// Throttled is how many responses were 429, 503 or 504.
 	Throttled int
-	// Restarts is how many times the listing began again at the first page
+	// Restarts is how many times a listing began again at its first page
 	// because a page token expired.
 	Restarts int
 	// Duplicates is how many users Graph sent again after they were handed
 	// over, and were skipped: not those a page read again or a restarted
-	// listing repeats, but a user Graph itself lists twice.
+	// listing repeats, but a user Graph itself lists twice, such as one
+	// renamed while streams list it.
 	Duplicates int
+	// Streams is how many streams listed users at once: 1 for a single
+	// cursor, which is also what a tenant that fits on one page takes.
+	Streams int
+	// Expected is Graph's own count of the users, when a split listing
+	// asked for it (Counted): eventually consistent, so it may lag.
+	Expected int
+	// Counted says Expected holds Graph's count.
+	Counted bool
 }
 
-// Sink receives what a listing finds. Only User is required.
+// Sink receives what a listing finds. Only User is required. With several
+// streams, User and Page are called from each stream's goroutine: stream,
+// from 0, says which, and calls for one stream never overlap.
 type Sink struct {
 	// User receives each user's JSON object exactly once per listing. The
 	// bytes are only valid during the call. An error ends the listing.
-	User func(user []byte) error
-	// Warn receives a line for each retry and restart, as it happens.
+	User func(stream int, user []byte) error
+	// Warn receives a line for each retry and restart, as it happens. It
+	// must be safe for concurrent use.
 	Warn func(msg string)
-	// Page receives the running totals after each page.
-	Page func(Stats)
+	// Page receives the running totals, over every stream, after each page
+	// stream read.
+	Page func(stream int, total Stats)
 }
 
-// maxRestarts bounds how often an expired page token starts the listing
-// over.
+// maxRestarts bounds how often an expired page token starts a listing over.
 const maxRestarts = 3
 
 // ListUsers lists the users of the tenant from GET /v1.0/users, following
 // @odata.nextLink to the last page, and hands each user to the sink exactly
 // once: a page whose body breaks off is fetched again and its users already
 // handed over are skipped, and so is every user already handed over when an
-// expired page token makes the listing start over. The Stats say how far the
-// listing got, on error too.
+// expired page token makes the listing start over, or when Graph sends a
+// user twice. With q.Streams above 1 and more users than one page holds, the
+// listing is split by the first characters of userPrincipalName (see
+// split.go). The Stats say how far the listing got, on error too.
 func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, error) {
 	if sink.Warn == nil {
 		sink.Warn = func(string) {}
 	}
 	if sink.Page == nil {
-		sink.Page = func(Stats) {}
+		sink.Page = func(int, Stats) {}
 	}
-	seen := newIDSet()
-	defer seen.close()
-	l := &lister{c: c, sink: sink, first: c.usersURL(q), seen: seen}
-	err := l.run(ctx)
-	return l.st, err
+	ls := &listing{c: c, q: q, sink: sink, seen: newIDSet()}
+	defer ls.seen.close()
+	err := ls.list(ctx)
+	return ls.tally.snapshot(), err
 }
 
-// usersURL is the first page's URL.
-func (c *Client) usersURL(q Query) string {
-	top := ""
-	if q.Top > 0 {
-		top = strconv.Itoa(q.Top)
-	}
-	return c.ep.URL("/v1.0/users", "$select", strings.Join(q.Select, ","), "$top", top, "$filter", q.Filter)
-}
-
-// lister is one listing's state.
-type lister struct {
+// listing is one run's listing: the record of users handed over, the
+// totals and the throttling gate, shared by all its readings.
+type listing struct {
 	c     *Client
+	q     Query
 	sink  Sink
-	first string
-	st    Stats
 	seen  *idSet
+	tally tally
+	gate  gate
+}
+
+// list lists every user, with one cursor, or split into streams when the
+// query allows it and the first page shows there is more than one.
+func (ls *listing) list(ctx context.Context) error {
+	first := ls.newLister(0, "", ls.usersURL(ls.q.Filter, ls.q.Top, ls.q.Select))
+	ls.tally.add(func(st *Stats) { st.Streams = 1 })
+	if ls.q.Streams <= 1 {
+		return first.run(ctx)
+	}
+	// The first page alone, and no page fetched ahead: a tenant that fits
+	// on it costs one request, and a larger one is listed by streams.
+	first.firstPageOnly = true
+	sample := &sample{}
+	if hasUPN(ls.q.Select) {
+		first.observe = sample.observe
+	}
+	if err := first.run(ctx); err != nil {
+		return err
+	}
+	if first.more == "" {
+		return nil
+	}
+	return ls.split(ctx, first, sample)
+}
+
+// usersURL is the first page's URL of a listing of the users filter
+// matches, with top to a page and the properties sel.
+func (ls *listing) usersURL(filter string, top int, sel []string) string {
+	t := ""
+	if top > 0 {
+		t = strconv.Itoa(top)
+	}
+	return ls.c.ep.URL("/v1.0/users", "$select", strings.Join(sel, ","), "$top", t, "$filter", filter)
+}
+
+// newLister returns a reading of the listing that starts at first, whose
+// users go to the sink as stream's; label names it in messages.
+func (ls *listing) newLister(stream int, label, first string) *lister {
+	return &lister{ls: ls, c: ls.c, stream: stream, label: label, first: first}
+}
+
+// tally is the running totals of a listing, over its streams.
+type tally struct {
+	mu sync.Mutex
+	st Stats
+}
+
+// add changes the totals and returns them as they are then.
+func (t *tally) add(f func(*Stats)) Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f(&t.st)
+	return t.st
+}
+
+func (t *tally) snapshot() Stats { return t.add(func(*Stats) {}) }
+
+// gate holds every stream's next request back while Graph asks the app to
+// wait: Graph throttles the app, not one stream.
+type gate struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+// hold keeps requests back for d from now, unless they are held longer.
+func (g *gate) hold(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t := time.Now().Add(d); t.After(g.until) {
+		g.until = t
+	}
+}
+
+// pass waits until requests may go again.
+func (g *gate) pass(ctx context.Context) error {
+	g.mu.Lock()
+	d := time.Until(g.until)
+	g.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	return wait(ctx, d)
+}
+
+// lister is one reading of a listing: from its first page to its last,
+// restarted when a page token expires.
+type lister struct {
+	ls     *listing
+	c      *Client
+	stream int
+	label  string // such as "prefix 'ja'", or empty for the only cursor
+	first  string
+	header http.Header // sent with every request
+	// firstPageOnly stops the reading after its first page, with no page
+	// fetched ahead; more is then the link it stopped at.
+	firstPageOnly bool
+	more          string
+	// observe, when set, sees each user of the reading, handed over or not;
+	// with observeOnly, users are only seen, never handed over.
+	observe     func(user []byte)
+	observeOnly bool
+	// pages counts this reading's pages, of which counted are in the
+	// totals; users and duplicates are what it has not yet added to them.
+	pages, users, duplicates int
+	counted, restarts        int
+	// handed counts the users this reading handed over.
+	handed int
 	// epoch is the current reading's; mine are the earlier readings that
-	// this one repeats on purpose, the same listing before a restart.
+	// this one repeats on purpose: the same listing before a restart, and
+	// the first page that a split listing starts from.
 	epoch epoch
 	mine  []epoch
 	// onPage holds the users handed over from the current page, and again
@@ -114,32 +236,68 @@ type lister struct {
 	reader pageReader
 }
 
-// run follows the listing from its first page to its last.
-func (l *lister) run(ctx context.Context) error {
+// where names the page the reading is at, for messages.
+func (l *lister) where() string {
+	if l.label == "" {
+		return fmt.Sprintf("page %d", l.pages+1)
+	}
+	return fmt.Sprintf("%s, page %d", l.label, l.pages+1)
+}
+
+// run follows the reading from its first page to its last.
+func (l *lister) run(ctx context.Context) (err error) {
 	var ahead *prefetch
-	defer func() { ahead.discard() }()
+	defer func() {
+		ahead.discard()
+		l.addUp()
+	}()
 	l.startReading()
 	for pageURL := l.first; pageURL != ""; {
 		if err := l.follow(pageURL); err != nil {
-			return fmt.Errorf("list users page %d: %w", l.st.Pages+1, err)
+			return fmt.Errorf("list users %s: %w", l.where(), err)
 		}
 		link, next, err := l.page(ctx, pageURL, ahead)
 		ahead = next
 		if l.expired(err, pageURL) {
-			l.st.Restarts++
-			l.sink.Warn(fmt.Sprintf("warning: the page token expired after %d users on %d pages; listing again from the first page, skipping users already logged", l.st.Users, l.st.Pages))
+			l.restarts++
+			l.ls.tally.add(func(st *Stats) { st.Restarts++ })
+			l.warn(fmt.Sprintf("the page token expired after %d users on %d pages; listing again from the first page, skipping users already logged", l.handed, l.pages))
 			l.startReading()
 			pageURL = l.first
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("list users page %d: %w", l.st.Pages+1, err)
+			return fmt.Errorf("list users %s: %w", l.where(), err)
 		}
-		l.st.Pages++
-		l.sink.Page(l.st)
+		l.pages++
+		l.ls.sink.Page(l.stream, l.addUp())
 		pageURL = link
+		if l.firstPageOnly {
+			l.more = link
+			return nil
+		}
 	}
 	return nil
+}
+
+// addUp adds what the reading counted since the last time to the totals,
+// and returns them, the page just read included.
+func (l *lister) addUp() Stats {
+	users, dups, pages := l.users, l.duplicates, l.pages-l.counted
+	l.users, l.duplicates, l.counted = 0, 0, l.pages
+	return l.ls.tally.add(func(st *Stats) {
+		st.Users += users
+		st.Duplicates += dups
+		st.Pages += pages
+	})
+}
+
+// warn reports a retry or restart of this reading.
+func (l *lister) warn(msg string) {
+	if l.label != "" {
+		msg = l.label + ": " + msg
+	}
+	l.ls.sink.Warn("warning: " + msg)
 }
 
 // startReading begins a reading of the listing from its first page: the
@@ -148,7 +306,7 @@ func (l *lister) startReading() {
 	if l.epoch != 0 {
 		l.mine = append(l.mine, l.epoch)
 	}
-	l.epoch = l.seen.newEpoch()
+	l.epoch = l.ls.seen.newEpoch()
 	l.followed = map[[2]uint64]bool{}
 }
 
@@ -156,7 +314,8 @@ func (l *lister) startReading() {
 // followed already: Graph would be handing the same users over again and
 // again.
 func (l *lister) follow(link string) error {
-	h := [2]uint64{maphash.String(l.seen.seeds[0], link), maphash.String(l.seen.seeds[1], link)}
+	seeds := &l.ls.seen.seeds
+	h := [2]uint64{maphash.String(seeds[0], link), maphash.String(seeds[1], link)}
 	if l.followed[h] {
 		return ErrLinkLoop
 	}
@@ -173,7 +332,7 @@ var ErrLinkLoop = errors.New("graph's @odata.nextLink leads back to a page alrea
 // may start over for it.
 func (l *lister) expired(err error, pageURL string) bool {
 	re, ok := errors.AsType[*ResponseError](err)
-	return ok && re.Code == CodeExpiredPageToken && pageURL != l.first && l.st.Restarts < maxRestarts
+	return ok && re.Code == CodeExpiredPageToken && pageURL != l.first && l.restarts < maxRestarts
 }
 
 // page reads one page, retrying what is worth retrying, and returns its
@@ -262,7 +421,7 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 				(*next).discard()
 				*next = nil
 			}
-			if beforeValue && *next == nil && s != "" {
+			if beforeValue && *next == nil && s != "" && !l.firstPageOnly {
 				*next = l.fetchAhead(ctx, s)
 			}
 		},
@@ -292,10 +451,10 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 
 // refused turns a page's answer that is not 200 into a failure. The error
 // body is read whatever the status, which also lets the connection be
-// reused for the retry.
+// reused for the retry. A wait Graph asks for holds every stream back.
 func (l *lister) refused(resp *http.Response) *failure {
 	if throttled(resp.StatusCode) {
-		l.st.Throttled++
+		l.ls.tally.add(func(st *Stats) { st.Throttled++ })
 	}
 	d, named := RetryAfter(resp.Header, time.Now())
 	status := resp.Status
@@ -314,12 +473,18 @@ func (l *lister) refused(resp *http.Response) *failure {
 	case !named:
 		d = 0
 	}
+	if named && throttled(re.StatusCode) {
+		l.ls.gate.hold(d)
+	}
 	return &failure{err: re, why: status, wait: d}
 }
 
-// get sends the request for one page.
+// get sends the request for one page, once the gate lets it.
 func (l *lister) get(ctx context.Context, pageURL string) (*http.Response, error) {
-	return l.c.ep.Stream(ctx, pageURL, nil)
+	if err := l.ls.gate.pass(ctx); err != nil {
+		return nil, err
+	}
+	return l.c.ep.Stream(ctx, pageURL, l.header)
 }
 
 // retry counts a retry, says why, and waits d, or a backoff when d is zero.
@@ -327,33 +492,41 @@ func (l *lister) retry(ctx context.Context, attempt int, why string, d time.Dura
 	if d == 0 {
 		d = l.c.retry.backoff(attempt + 1)
 	}
-	l.st.Retries++
-	l.sink.Warn(fmt.Sprintf("warning: page %d: %s; retry %d of %d in %s", l.st.Pages+1, why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
+	l.ls.tally.add(func(st *Stats) { st.Retries++ })
+	l.warn(fmt.Sprintf("%s: %s; retry %d of %d in %s", l.where(), why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
 	return wait(ctx, d)
 }
 
 // emit hands a user to the sink unless it was handed over before in this
 // run. A repeat is counted as a duplicate unless this reading repeats it on
-// purpose: an earlier attempt at this page, or the listing before a restart.
+// purpose: an earlier attempt at this page, the listing before a restart,
+// or the first page a split listing starts from.
 func (l *lister) emit(user, id []byte) error {
-	k := l.seen.key(user, id)
-	added, had := l.seen.add(k, l.epoch)
+	if l.observe != nil {
+		l.observe(user)
+	}
+	if l.observeOnly {
+		return nil
+	}
+	k := l.ls.seen.key(user, id)
+	added, had := l.ls.seen.add(k, l.epoch)
 	if !added {
 		switch {
 		case l.again[k]:
 		case slices.Contains(l.mine, had):
 			// Counted once: if Graph sends it again now, that is a duplicate.
-			l.seen.retag(k, l.epoch)
+			l.ls.seen.retag(k, l.epoch)
 		default:
-			l.st.Duplicates++
+			l.duplicates++
 		}
 		return nil
 	}
 	l.onPage = append(l.onPage, k)
-	if err := l.sink.User(user); err != nil {
+	if err := l.ls.sink.User(l.stream, user); err != nil {
 		return err
 	}
-	l.st.Users++
+	l.users++
+	l.handed++
 	return nil
 }
 

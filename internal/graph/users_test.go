@@ -57,7 +57,7 @@ func newFaultyTenant(t testing.TB, users int, fault func(fakeazure.PageRequest) 
 func (tn *tenant) list(t testing.TB, q graph.Query) (map[string]int, graph.Stats, error) {
 	t.Helper()
 	ids := map[string]int{}
-	st, err := tn.client.ListUsers(context.Background(), q, graph.Sink{User: func(u []byte) error {
+	st, err := tn.client.ListUsers(context.Background(), q, graph.Sink{User: func(_ int, u []byte) error {
 		ids[idOf(t, u)]++
 		return nil
 	}})
@@ -87,7 +87,7 @@ func TestListUsersFollowsEveryPageOverTLS(t *testing.T) {
 	require.NoError(t, err)
 
 	assertEveryUserOnce(t, ids, users)
-	assert.Equal(t, graph.Stats{Users: users, Pages: 24}, st)
+	assert.Equal(t, graph.Stats{Users: users, Pages: 24, Streams: 1}, st)
 	assert.Equal(t, 24, tn.Graph.Requests())
 	assert.Equal(t, 1, tn.Identity.Requests(), "one token for the whole listing")
 	assert.Equal(t, []string{tn.URL.String()}, tn.Identity.Resources(), "the scope is GRAPH_ENDPOINT/.default")
@@ -106,7 +106,7 @@ func TestListUsersOfAnEmptyTenant(t *testing.T) {
 	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
 	require.NoError(t, err)
 	assert.Empty(t, ids)
-	assert.Equal(t, graph.Stats{Pages: 1}, st)
+	assert.Equal(t, graph.Stats{Pages: 1, Streams: 1}, st)
 }
 
 func TestListUsersSendsTheFilter(t *testing.T) {
@@ -137,7 +137,7 @@ func TestListUsersStopsWhenTheSinkFails(t *testing.T) {
 	stop := fmt.Errorf("stdout closed")
 	n := 0
 	st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{
-		User: func([]byte) error {
+		User: func(int, []byte) error {
 			if n++; n == 15 {
 				return stop
 			}
@@ -154,7 +154,7 @@ func TestListUsersEndsWithTheContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	<-ctx.Done()
-	_, err := tn.client.ListUsers(ctx, graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{User: func([]byte) error { return nil }})
+	_, err := tn.client.ListUsers(ctx, graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{User: func(int, []byte) error { return nil }})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -232,8 +232,8 @@ func (tl *timeline) list(t *testing.T, tn *tenant) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
 	_, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id", "displayName"}, Top: 50}, graph.Sink{
-		User: func(u []byte) error { ids[idOf(t, u)]++; return nil },
-		Page: func(graph.Stats) { tl.done = append(tl.done, time.Now()) },
+		User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
+		Page: func(int, graph.Stats) { tl.done = append(tl.done, time.Now()) },
 	})
 	require.NoError(t, err)
 	return ids
@@ -322,7 +322,7 @@ func TestListUsersGivesUpAStalledPageAndReadsItAgain(t *testing.T) {
 			ids := map[string]int{}
 			start := time.Now()
 			st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 50}, graph.Sink{
-				User: func(u []byte) error { ids[idOf(t, u)]++; return nil },
+				User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
 				Warn: func(msg string) { warnings = append(warnings, msg) },
 			})
 			require.NoError(t, err)

@@ -65,7 +65,7 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 		logs []string
 	)
 	sink := graph.Sink{
-		User: func([]byte) error { return nil },
+		User: func(int, []byte) error { return nil },
 		Warn: func(msg string) {
 			j.log.Warn(msg)
 			mu.Lock()
@@ -73,19 +73,24 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 			mu.Unlock()
 		},
 	}
-	var users *joblog.ObjectWriter
+	// Each stream gathers its user lines in a writer of its own, which
+	// writes them whole: lines of different streams never interleave.
+	var users []*joblog.ObjectWriter
 	if j.opts.LogEach {
-		users = j.out.Objects("user")
-		sink.User = users.Write
+		users = make([]*joblog.ObjectWriter, max(1, j.opts.Query.Streams))
+		for i := range users {
+			users[i] = j.out.Objects("user")
+		}
+		sink.User = func(stream int, user []byte) error { return users[stream].Write(user) }
 	}
 	every := j.opts.ProgressEvery
 	if every <= 0 {
 		every = DefaultProgressEvery
 	}
-	sink.Page = func(st graph.Stats) {
+	sink.Page = func(stream int, st graph.Stats) {
 		if users != nil {
 			// A write error surfaces from the next Write or the last Flush.
-			_ = users.Flush()
+			_ = users[stream].Flush()
 		}
 		if st.Pages%every == 0 {
 			elapsed := time.Since(start)
@@ -96,8 +101,8 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 	}
 
 	st, err := j.client.ListUsers(ctx, j.opts.Query, sink)
-	if users != nil {
-		if ferr := users.Flush(); err == nil && ferr != nil {
+	for _, w := range users {
+		if ferr := w.Flush(); err == nil && ferr != nil {
 			err = fmt.Errorf("write user lines: %w", ferr)
 		}
 	}
@@ -106,7 +111,7 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 		return logs, fmt.Errorf("stopped after %s in %s (%d retries, %d throttled): %w",
 			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.advise(ctx, err, st))
 	}
-	j.out.Results().Info("users listed",
+	attrs := []any{
 		"users", st.Users,
 		"pages", st.Pages,
 		"duration_ms", elapsed.Milliseconds(),
@@ -114,9 +119,20 @@ func (j *Job) Run(ctx context.Context) ([]string, error) {
 		"throttled", st.Throttled,
 		"restarts", st.Restarts,
 		"duplicates", st.Duplicates,
-	)
+		"streams", st.Streams,
+	}
+	if st.Counted {
+		attrs = append(attrs, "expected", st.Expected)
+	}
+	j.out.Results().Info("users listed", attrs...)
 	summary := fmt.Sprintf("Listed %s in %s (%d retries, %d throttled responses, %d restarts",
 		progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, st.Restarts)
+	if st.Streams > 1 {
+		summary += fmt.Sprintf(", %d streams", st.Streams)
+	}
+	if st.Counted {
+		summary += fmt.Sprintf(", Graph counts %d", st.Expected)
+	}
 	if st.Duplicates > 0 {
 		summary += fmt.Sprintf(", %d users Graph sent twice logged once", st.Duplicates)
 	}
@@ -181,6 +197,9 @@ func (j *Job) advise(ctx context.Context, err error, st graph.Stats) error {
 	case re.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: Graph refused the token: check that GRAPH_ENDPOINT is the Graph root the token's audience names "+
 			"(the token is asked for GRAPH_ENDPOINT/.default)", err)
+	case re.StatusCode == http.StatusBadRequest && j.opts.Query.Filter != "" && j.opts.Query.Streams > 1:
+		return fmt.Errorf("%w: if Graph refuses GRAPH_USERS_FILTER combined with startsWith(userPrincipalName,…), "+
+			"as the parallel streams send it, set GRAPH_USERS_PARALLEL=1 to list with one cursor", err)
 	case re.Code == graph.CodeExpiredPageToken:
 		return fmt.Errorf("%w: the page token expired before the next page was read, again after every restart", err)
 	}
