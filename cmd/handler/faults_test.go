@@ -239,9 +239,9 @@ func TestFaultsEveryUserOnceOrAClearFailure(t *testing.T) {
 			wantErr: []string{"graph asked to wait 2m0s, over the 1m0s limit", "429"},
 		},
 		{
-			name:    "a Graph slower than the run's deadline",
-			fault:   func(fakeazure.PageRequest) fakeazure.Fault { return fakeazure.Fault{Delay: 150 * time.Millisecond} },
-			env:     map[string]string{"GRAPH_USERS_RUN_TIMEOUT": "400ms"},
+			name:  "a Graph slower than the run's deadline",
+			fault: func(fakeazure.PageRequest) fakeazure.Fault { return fakeazure.Fault{Delay: 150 * time.Millisecond} },
+			env:   map[string]string{"GRAPH_USERS_RUN_TIMEOUT": "400ms"},
 			// How far it got depends on the machine's load; that it says so does not.
 			wantErr: []string{"stopped after ", " users on ", "the run reached its deadline of 400ms", "GRAPH_USERS_RUN_TIMEOUT"},
 		},
