@@ -35,10 +35,11 @@ func decodePage(r io.Reader, h pageHandler) error {
 
 // decode is decodePage with the reader's buffer, kept from page to page.
 func (p *pageReader) decode(r io.Reader, h pageHandler) error {
-	if p.buf == nil {
+	if p.buf == nil || cap(p.buf) > maxKeptBuffer {
+		// A page of a huge user leaves its buffer behind, not for good.
 		p.buf = make([]byte, 0, readSize)
 	}
-	p.r, p.buf, p.pos, p.eof = r, p.buf[:0], 0, false
+	p.r, p.buf, p.pos, p.off, p.err = r, p.buf[:0], 0, 0, nil
 	if err := p.expect('{'); err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		}
 		switch key {
 		case "@odata.nextLink":
-			v, _, err := p.value()
+			v, _, err := p.value("@odata.nextLink")
 			if err != nil {
 				return fmt.Errorf("read @odata.nextLink: %w", err)
 			}
@@ -76,7 +77,7 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 				return err
 			}
 		default:
-			if _, _, err := p.value(); err != nil {
+			if _, _, err := p.value("member"); err != nil {
 				return fmt.Errorf("read %q: %w", key, err)
 			}
 		}
@@ -92,8 +93,12 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 			return fmt.Errorf("read page: found %q where ',' or '}' belongs", c)
 		}
 	}
-	if _, err := p.peek(); err != io.ErrUnexpectedEOF {
+	switch _, err := p.peek(); err {
+	case io.ErrUnexpectedEOF:
+	case nil:
 		return errors.New("read page: data after the page's closing brace")
+	default:
+		return err
 	}
 	if !sawValue {
 		return errors.New("read page: no value array")
@@ -104,36 +109,80 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 // readSize is how much a pageReader asks of the body at a time.
 const readSize = 64 << 10
 
+// maxValueSize bounds one user, or any other member of a page, in bytes:
+// far above any real user (a few KiB with every property), it keeps a page
+// that streams one endless value from taking the process's memory.
+const maxValueSize = 8 << 20
+
+// maxKeptBuffer is the largest read buffer kept from one page for the next.
+const maxKeptBuffer = 1 << 20
+
+// TooLargeError is a page holding a user, or another member, larger than
+// maxValueSize (8 MiB). Reading the page again gives the same user: it is
+// not worth a retry.
+type TooLargeError struct {
+	// Offset is the value's byte offset in the body.
+	Offset int64
+	// Limit is the size limit in bytes.
+	Limit int
+	// What names the value: "user", or the member.
+	What string
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("read page: the %s at byte %d is larger than the %d MiB limit on one value", e.What, e.Offset, e.Limit>>20)
+}
+
 // pageReader holds the part of a page read but not yet scanned. Its buffer
 // serves one page after another.
 type pageReader struct {
 	r   io.Reader
 	buf []byte // unscanned bytes are buf[pos:]
 	pos int
-	eof bool
+	off int64 // the body offset of buf[0]
+	err error // why the body has no more bytes, once it has none
+	// scanned counts the bytes handed to scanValue, rescans included: what
+	// the linear-time promise is about.
+	scanned int64
 }
 
 // fill reads more of the body, making room first: scanned bytes go, and the
-// buffer grows when a value needs more than it holds.
+// buffer grows when a value needs more than it holds. Once the body has
+// ended or failed, fill returns why each time it is called: the reason
+// stays, and bytes that came with it are scanned first.
 func (p *pageReader) fill() error {
-	if p.eof {
-		return io.ErrUnexpectedEOF
+	if p.err != nil {
+		return p.err
 	}
 	if p.pos > 0 {
 		n := copy(p.buf, p.buf[p.pos:])
-		p.buf, p.pos = p.buf[:n], 0
+		p.buf, p.off, p.pos = p.buf[:n], p.off+int64(p.pos), 0
 	}
 	if cap(p.buf)-len(p.buf) < readSize/2 {
 		p.buf = append(p.buf, make([]byte, cap(p.buf))...)[:len(p.buf)]
 	}
 	n, err := p.r.Read(p.buf[len(p.buf):cap(p.buf)])
 	p.buf = p.buf[:len(p.buf)+n]
-	if err == io.EOF {
-		p.eof = true
+	switch {
+	case err == nil:
+		return nil
+	case err == io.EOF:
+		p.err = io.ErrUnexpectedEOF
+	default:
+		p.err = fmt.Errorf("read page: %w", err)
+	}
+	if n > 0 {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("read page: %w", err)
+	return p.err
+}
+
+// fillTo reads until want bytes are unscanned, or the body ends.
+func (p *pageReader) fillTo(want int) error {
+	for len(p.buf)-p.pos < want {
+		if err := p.fill(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -168,23 +217,36 @@ func (p *pageReader) expect(want byte) error {
 	return nil
 }
 
-// value scans the next value and returns its bytes, valid until the next
-// call, and the span of its top-level id within them.
-func (p *pageReader) value() ([]byte, [2]int, error) {
+// value scans the next value, what (a "user", a member) no larger than
+// maxValueSize, and returns its bytes, valid until the next call, and the
+// span of its top-level id within them.
+//
+// A value that runs past the bytes read is scanned again from its start
+// once more have come, so the reader waits until the unscanned bytes have
+// doubled before a rescan: each byte is scanned a bounded number of times
+// and a large value costs linear time, however small the body's reads.
+func (p *pageReader) value(what string) ([]byte, [2]int, error) {
 	if _, err := p.peek(); err != nil {
 		return nil, [2]int{}, err
 	}
 	for {
-		n, st, id := scanValue(p.buf[p.pos:])
-		switch st {
-		case scanDone:
-			v := p.buf[p.pos : p.pos+n]
-			p.pos += n
-			return v, id, nil
-		case scanInvalid:
-			return nil, id, fmt.Errorf("invalid JSON near %.40q", p.buf[p.pos:])
+		b := p.buf[p.pos:]
+		n, st, id := scanValue(b)
+		p.scanned += int64(n)
+		if st != scanDone {
+			p.scanned += int64(len(b) - n)
 		}
-		if err := p.fill(); err != nil {
+		switch {
+		case st == scanDone && n <= maxValueSize:
+			p.pos += n
+			return b[:n], id, nil
+		case st == scanDone || len(b) > maxValueSize:
+			return nil, id, &TooLargeError{Offset: p.off + int64(p.pos), Limit: maxValueSize, What: what}
+		case st == scanInvalid:
+			return nil, id, fmt.Errorf("invalid JSON near %.40q", b)
+		}
+		have := len(b)
+		if err := p.fillTo(min(2*have, maxValueSize+1)); err != nil && len(p.buf)-p.pos == have {
 			return nil, id, err
 		}
 	}
@@ -199,7 +261,7 @@ func (p *pageReader) key() (string, error) {
 	if c != '"' {
 		return "", fmt.Errorf("read page: found %q where a member name belongs", c)
 	}
-	v, _, err := p.value()
+	v, _, err := p.value("member name")
 	if err != nil {
 		return "", fmt.Errorf("read page: %w", err)
 	}
@@ -226,7 +288,7 @@ func (p *pageReader) users(user func(user, id []byte) error) error {
 		return nil
 	}
 	for {
-		u, span, err := p.value()
+		u, span, err := p.value("user")
 		if err != nil {
 			return fmt.Errorf("read user: %w", err)
 		}
@@ -254,3 +316,4 @@ func (p *pageReader) users(user func(user, id []byte) error) error {
 		}
 	}
 }
+
