@@ -24,10 +24,34 @@ type errHandler struct{ err error }
 func (e errHandler) Error() string { return e.err.Error() }
 func (e errHandler) Unwrap() error { return e.err }
 
+// ErrPageCut marks a page whose body broke off: a read failed, or the body
+// ended before the page's closing brace while all of it so far was valid.
+// The same request may well succeed again.
+var ErrPageCut = errors.New("the page's body broke off")
+
+// PageSyntaxError is a page whose body, as far as it was read, cannot be a
+// valid page: not JSON, not an object, no value array or two, a user that
+// is not an object, data after the closing brace. Graph sent it so: a
+// retry is unlikely to help.
+type PageSyntaxError struct {
+	// Offset is the byte offset in the body where the page went wrong.
+	Offset int64
+	// Msg says what was wrong there.
+	Msg string
+}
+
+func (e *PageSyntaxError) Error() string {
+	return fmt.Sprintf("read page: not a valid page at byte %d: %s", e.Offset, e.Msg)
+}
+
 // decodePage reads one Graph collection page from r as a stream, one user at
 // a time, so a page never sits in memory whole. Each user is scanned once:
-// found, checked to be valid JSON, and its id noted. An error that is not an
-// errHandler means the page is broken: cut off, not JSON, or not a page.
+// found, checked to be valid JSON, and its id noted.
+//
+// An error is an errHandler when the handler returned it; otherwise the page
+// is broken, and the error says how: ErrPageCut when the body broke off, a
+// *PageSyntaxError when what came is not a page, a *TooLargeError when a
+// user is larger than the limit.
 func decodePage(r io.Reader, h pageHandler) error {
 	var p pageReader
 	return p.decode(r, h)
@@ -39,8 +63,8 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		// A page of a huge user leaves its buffer behind, not for good.
 		p.buf = make([]byte, 0, readSize)
 	}
-	p.r, p.buf, p.pos, p.off, p.err = r, p.buf[:0], 0, 0, nil
-	if err := p.expect('{'); err != nil {
+	p.r, p.buf, p.pos, p.off, p.err, p.eof = r, p.buf[:0], 0, 0, nil, false
+	if err := p.expect('{', "the page's '{'"); err != nil {
 		return err
 	}
 	sawValue := false
@@ -50,27 +74,28 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 			return err
 		}
 		if c == '}' && first {
-			p.pos++
 			break
 		}
+		keyAt := p.offset()
 		key, err := p.key()
 		if err != nil {
 			return err
 		}
 		switch key {
 		case "@odata.nextLink":
+			valueAt := p.offset()
 			v, _, err := p.value("@odata.nextLink")
 			if err != nil {
-				return fmt.Errorf("read @odata.nextLink: %w", err)
+				return err
 			}
 			var link string
 			if err := json.Unmarshal(v, &link); err != nil {
-				return fmt.Errorf("read @odata.nextLink: %w", err)
+				return &PageSyntaxError{Offset: valueAt, Msg: fmt.Sprintf("@odata.nextLink is %.40s, not a string", v)}
 			}
 			h.link(link, !sawValue)
 		case "value":
 			if sawValue {
-				return errors.New("read page: two value arrays")
+				return &PageSyntaxError{Offset: keyAt, Msg: "a second value array"}
 			}
 			sawValue = true
 			if err := p.users(h.user); err != nil {
@@ -78,30 +103,30 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 			}
 		default:
 			if _, _, err := p.value("member"); err != nil {
-				return fmt.Errorf("read %q: %w", key, err)
+				return err
 			}
 		}
 		c, err = p.peek()
 		if err != nil {
 			return err
 		}
-		p.pos++
 		if c == '}' {
 			break
 		}
 		if c != ',' {
-			return fmt.Errorf("read page: found %q where ',' or '}' belongs", c)
+			return p.syntaxError("found %q where ',' or '}' belongs after a member of the page", c)
 		}
-	}
-	switch _, err := p.peek(); err {
-	case io.ErrUnexpectedEOF:
-	case nil:
-		return errors.New("read page: data after the page's closing brace")
-	default:
-		return err
+		p.pos++
 	}
 	if !sawValue {
-		return errors.New("read page: no value array")
+		return p.syntaxError("the page ends with no value array")
+	}
+	p.pos++ // }
+	if _, err := p.peek(); !p.eof {
+		if err != nil {
+			return err
+		}
+		return p.syntaxError("data after the page's closing brace")
 	}
 	return nil
 }
@@ -141,6 +166,7 @@ type pageReader struct {
 	pos int
 	off int64 // the body offset of buf[0]
 	err error // why the body has no more bytes, once it has none
+	eof bool  // the body ended cleanly (err is then an ErrPageCut too)
 	// scanned counts the bytes handed to scanValue, rescans included: what
 	// the linear-time promise is about.
 	scanned int64
@@ -163,14 +189,14 @@ func (p *pageReader) fill() error {
 	}
 	n, err := p.r.Read(p.buf[len(p.buf):cap(p.buf)])
 	p.buf = p.buf[:len(p.buf)+n]
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case err == io.EOF:
-		p.err = io.ErrUnexpectedEOF
-	default:
-		p.err = fmt.Errorf("read page: %w", err)
 	}
+	end := p.off + int64(len(p.buf))
+	if err == io.EOF {
+		p.eof, err = true, io.ErrUnexpectedEOF
+	}
+	p.err = fmt.Errorf("read page: %w at byte %d: %w", ErrPageCut, end, err)
 	if n > 0 {
 		return nil
 	}
@@ -187,8 +213,8 @@ func (p *pageReader) fillTo(want int) error {
 	return nil
 }
 
-// peek returns the next byte that is not space, without taking it;
-// io.ErrUnexpectedEOF when the body ends first.
+// peek returns the next byte that is not space, without taking it; an
+// ErrPageCut when the body ends or fails first.
 func (p *pageReader) peek() (byte, error) {
 	for {
 		for p.pos < len(p.buf) {
@@ -205,13 +231,22 @@ func (p *pageReader) peek() (byte, error) {
 	}
 }
 
-func (p *pageReader) expect(want byte) error {
+// offset is the body offset of the next unscanned byte.
+func (p *pageReader) offset() int64 { return p.off + int64(p.pos) }
+
+// syntaxError is a PageSyntaxError at the next unscanned byte.
+func (p *pageReader) syntaxError(format string, args ...any) error {
+	return &PageSyntaxError{Offset: p.offset(), Msg: fmt.Sprintf(format, args...)}
+}
+
+// expect takes the byte that must come next, which what describes.
+func (p *pageReader) expect(want byte, what string) error {
 	c, err := p.peek()
 	if err != nil {
-		return fmt.Errorf("read page: %w", err)
+		return err
 	}
 	if c != want {
-		return fmt.Errorf("read page: found %q where %q belongs", c, want)
+		return p.syntaxError("found %q where %s belongs", c, what)
 	}
 	p.pos++
 	return nil
@@ -243,7 +278,7 @@ func (p *pageReader) value(what string) ([]byte, [2]int, error) {
 		case st == scanDone || len(b) > maxValueSize:
 			return nil, id, &TooLargeError{Offset: p.off + int64(p.pos), Limit: maxValueSize, What: what}
 		case st == scanInvalid:
-			return nil, id, fmt.Errorf("invalid JSON near %.40q", b)
+			return nil, id, &PageSyntaxError{Offset: p.offset() + int64(n), Msg: fmt.Sprintf("invalid JSON in the %s at %.24q", what, b[n:])}
 		}
 		have := len(b)
 		if err := p.fillTo(min(2*have, maxValueSize+1)); err != nil && len(p.buf)-p.pos == have {
@@ -252,48 +287,54 @@ func (p *pageReader) value(what string) ([]byte, [2]int, error) {
 	}
 }
 
-// key reads an object member's name and its colon.
+// key reads a page member's name and its colon.
 func (p *pageReader) key() (string, error) {
 	c, err := p.peek()
 	if err != nil {
-		return "", fmt.Errorf("read page: %w", err)
+		return "", err
 	}
 	if c != '"' {
-		return "", fmt.Errorf("read page: found %q where a member name belongs", c)
+		return "", p.syntaxError("found %q where a member name belongs", c)
 	}
+	at := p.offset()
 	v, _, err := p.value("member name")
 	if err != nil {
-		return "", fmt.Errorf("read page: %w", err)
+		return "", err
 	}
 	var key string
 	if bytes.IndexByte(v, '\\') < 0 {
 		key = string(v[1 : len(v)-1])
 	} else if err := json.Unmarshal(v, &key); err != nil {
-		return "", fmt.Errorf("read page: %w", err)
+		return "", &PageSyntaxError{Offset: at, Msg: fmt.Sprintf("member name %.40s: %v", v, err)}
 	}
-	return key, p.expect(':')
+	if err := p.expect(':', "':'"); err != nil {
+		return "", err
+	}
+	return key, nil
 }
 
 // users reads the value array, handing each user over.
 func (p *pageReader) users(user func(user, id []byte) error) error {
-	if err := p.expect('['); err != nil {
-		return fmt.Errorf("read value: %w", err)
+	if err := p.expect('[', "the value array's '['"); err != nil {
+		return err
 	}
 	c, err := p.peek()
 	if err != nil {
-		return fmt.Errorf("read value: %w", err)
+		return err
 	}
 	if c == ']' {
 		p.pos++
 		return nil
 	}
 	for {
+		// A user that is not an object is known from its first byte, cut
+		// off or not.
+		if c != '{' {
+			return p.syntaxError("found %q where a user, a JSON object, belongs", c)
+		}
 		u, span, err := p.value("user")
 		if err != nil {
-			return fmt.Errorf("read user: %w", err)
-		}
-		if u[0] != '{' {
-			return fmt.Errorf("read user: %.40s is not a JSON object", u)
+			return err
 		}
 		var id []byte
 		if span[1] > 0 {
@@ -302,18 +343,20 @@ func (p *pageReader) users(user func(user, id []byte) error) error {
 		if err := user(u, id); err != nil {
 			return errHandler{err}
 		}
-		c, err := p.peek()
-		if err != nil {
-			return fmt.Errorf("read value: %w", err)
+		if c, err = p.peek(); err != nil {
+			return err
 		}
-		p.pos++
 		switch c {
 		case ']':
+			p.pos++
 			return nil
 		case ',':
+			p.pos++
 		default:
-			return fmt.Errorf("read value: found %q where ',' or ']' belongs", c)
+			return p.syntaxError("found %q where ',' or ']' belongs after a user", c)
+		}
+		if c, err = p.peek(); err != nil {
+			return err
 		}
 	}
 }
-

@@ -14,14 +14,16 @@ const (
 )
 
 // scanValue scans the JSON value at the start of b (no leading space). It
-// returns the value's length, how the scan ended, and, for an object, the
+// returns how the scan ended and n: the value's length when it is done, the
+// offset of the first byte that cannot be JSON when it is invalid, and how
+// far the scan got when it is incomplete. For a complete object, id is the
 // span of the string value of its last top-level "id" member (id[1] == 0
 // when it has none).
 func scanValue(b []byte) (n int, st scanStatus, id [2]int) {
 	s := scanner{b: b}
 	s.value(0)
 	if s.st != scanDone {
-		return 0, s.st, id
+		return s.i, s.st, id
 	}
 	return s.i, scanDone, s.id
 }
@@ -211,12 +213,14 @@ func (s *scanner) str() {
 						return
 					}
 					if !isHex(s.b[s.i+k]) {
+						s.i += k
 						s.fail(scanInvalid)
 						return
 					}
 				}
 				s.i += 6
 			default:
+				s.i++
 				s.fail(scanInvalid)
 				return
 			}
@@ -304,6 +308,7 @@ func (s *scanner) literal(lit string) {
 			return
 		}
 		if s.b[s.i+k] != lit[k] {
+			s.i += k
 			s.fail(scanInvalid)
 			return
 		}
