@@ -81,8 +81,8 @@ func validPageShape(body []byte) bool {
 		return false
 	}
 	if link, ok := top["@odata.nextLink"]; ok {
-		var s string
-		if json.Unmarshal(link, &s) != nil {
+		var s *string
+		if json.Unmarshal(link, &s) != nil || s == nil || *s == "" {
 			return false
 		}
 	}

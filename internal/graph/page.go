@@ -88,9 +88,11 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 			if err != nil {
 				return err
 			}
-			var link string
-			if err := json.Unmarshal(v, &link); err != nil {
-				return &PageSyntaxError{Offset: valueAt, Msg: fmt.Sprintf("@odata.nextLink is %.40s, not a string", v)}
+			// A link that is not one is a broken page, never the last: an
+			// absent link is how a listing ends.
+			link, ok := linkString(v)
+			if !ok {
+				return &PageSyntaxError{Offset: valueAt, Msg: fmt.Sprintf("@odata.nextLink is %.40s, not a link", v)}
 			}
 			h.link(link, !sawValue)
 		case "value":
@@ -129,6 +131,19 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		return p.syntaxError("data after the page's closing brace")
 	}
 	return nil
+}
+
+// linkString reads a nextLink's JSON value: a string that is not empty.
+func linkString(v []byte) (string, bool) {
+	if len(v) <= len(`""`) || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var link string
+	err := json.Unmarshal(v, &link)
+	return link, err == nil && link != ""
 }
 
 // readSize is how much a pageReader asks of the body at a time.

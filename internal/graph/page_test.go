@@ -245,3 +245,33 @@ func TestDecodePageSaysABrokenBodyIsBrokenEvenWhenItIsCutToo(t *testing.T) {
 	require.ErrorAs(t, err, new(*PageSyntaxError))
 	assert.NotErrorIs(t, err, ErrPageCut)
 }
+
+func TestDecodePageRefusesANextLinkThatIsNotALink(t *testing.T) {
+	for _, link := range []string{`null`, `""`, `1`, `true`, `{}`, `["https://g/next"]`} {
+		for _, body := range []string{
+			`{"@odata.nextLink":` + link + `,"value":[{"id":"1"}]}`,
+			`{"value":[{"id":"1"}],"@odata.nextLink":` + link + `}`,
+		} {
+			called := false
+			err := decodePage(strings.NewReader(body), pageHandler{
+				link: func(string, bool) { called = true },
+				user: func(_, _ []byte) error { return nil },
+			})
+			var se *PageSyntaxError
+			require.ErrorAs(t, err, &se, "%s is a broken page, not the last one", body)
+			assert.Equal(t, int64(strings.Index(body, `"@odata.nextLink":`+link)+len(`"@odata.nextLink":`)), se.Offset, body)
+			assert.Contains(t, err.Error(), "@odata.nextLink", body)
+			assert.False(t, called, body)
+		}
+	}
+}
+
+func TestDecodePageTakesAPageWithoutANextLinkForTheLast(t *testing.T) {
+	called := false
+	err := decodePage(strings.NewReader(`{"@odata.context":"c","value":[{"id":"1"}]}`), pageHandler{
+		link: func(string, bool) { called = true },
+		user: func(_, _ []byte) error { return nil },
+	})
+	require.NoError(t, err)
+	assert.False(t, called)
+}
