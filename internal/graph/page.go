@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // pageHandler receives what a page holds as the decoder meets it: the
@@ -84,7 +85,7 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		switch key {
 		case "@odata.nextLink":
 			valueAt := p.offset()
-			v, _, err := p.value("@odata.nextLink")
+			v, _, err := p.value("@odata.nextLink", 1)
 			if err != nil {
 				return err
 			}
@@ -104,7 +105,7 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 				return err
 			}
 		default:
-			if _, _, err := p.value("member"); err != nil {
+			if _, _, err := p.value("member", 1); err != nil {
 				return err
 			}
 		}
@@ -133,12 +134,13 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 	return nil
 }
 
-// linkString reads a nextLink's JSON value: a string that is not empty.
+// linkString reads a nextLink's JSON value, a string that is not empty, as
+// encoding/json reads it: escapes decoded, invalid UTF-8 made U+FFFD.
 func linkString(v []byte) (string, bool) {
 	if len(v) <= len(`""`) || v[0] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(v, '\\') < 0 {
+	if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
 		return string(v[1 : len(v)-1]), true
 	}
 	var link string
@@ -267,21 +269,21 @@ func (p *pageReader) expect(want byte, what string) error {
 	return nil
 }
 
-// value scans the next value, what (a "user", a member) no larger than
-// maxValueSize, and returns its bytes, valid until the next call, and the
+// value scans the next value, what (a "user", a member), found inside depth
+// objects and arrays of the page, no larger than maxValueSize, and returns its bytes, valid until the next call, and the
 // span of its top-level id within them.
 //
 // A value that runs past the bytes read is scanned again from its start
 // once more have come, so the reader waits until the unscanned bytes have
 // doubled before a rescan: each byte is scanned a bounded number of times
 // and a large value costs linear time, however small the body's reads.
-func (p *pageReader) value(what string) ([]byte, [2]int, error) {
+func (p *pageReader) value(what string, depth int) ([]byte, [2]int, error) {
 	if _, err := p.peek(); err != nil {
 		return nil, [2]int{}, err
 	}
 	for {
 		b := p.buf[p.pos:]
-		n, st, id := scanValue(b)
+		n, st, id := scanValue(b, depth)
 		p.scanned += int64(n)
 		if st != scanDone {
 			p.scanned += int64(len(b) - n)
@@ -312,7 +314,7 @@ func (p *pageReader) key() (string, error) {
 		return "", p.syntaxError("found %q where a member name belongs", c)
 	}
 	at := p.offset()
-	v, _, err := p.value("member name")
+	v, _, err := p.value("member name", 1)
 	if err != nil {
 		return "", err
 	}
@@ -347,7 +349,7 @@ func (p *pageReader) users(user func(user, id []byte) error) error {
 		if c != '{' {
 			return p.syntaxError("found %q where a user, a JSON object, belongs", c)
 		}
-		u, span, err := p.value("user")
+		u, span, err := p.value("user", 2)
 		if err != nil {
 			return err
 		}

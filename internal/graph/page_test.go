@@ -114,7 +114,7 @@ func TestScanValueFindsTheTopLevelID(t *testing.T) {
 		{`{}`, "", false},
 	}
 	for _, tt := range tests {
-		n, st, span := scanValue([]byte(tt.obj))
+		n, st, span := scanValue([]byte(tt.obj), 0)
 		require.Equal(t, scanDone, st, tt.obj)
 		assert.Equal(t, len(tt.obj), n, tt.obj)
 		assert.Equal(t, tt.ok, span[1] > 0, tt.obj)
@@ -124,11 +124,11 @@ func TestScanValueFindsTheTopLevelID(t *testing.T) {
 
 func TestScanValueTellsIncompleteFromInvalid(t *testing.T) {
 	for _, in := range []string{`{`, `{"id":"a`, `{"id":"\u00`, `[1,`, `tr`, `{"a":1`, `"abc`, `-`, `1.`, `1e`, `1e+`} {
-		_, st, _ := scanValue([]byte(in))
+		_, st, _ := scanValue([]byte(in), 0)
 		assert.Equal(t, scanIncomplete, st, in)
 	}
 	for _, in := range []string{`}`, `{1:2}`, `{"a" 1}`, `[1 2]`, `tru3`, `"\x"`, `"\u00zz"`, "\"\x01\"", `[01]`, `-a`, `1.e3`, `{"a":1,}`, `[1,]`, `+1`, `nul!`} {
-		_, st, _ := scanValue([]byte(in))
+		_, st, _ := scanValue([]byte(in), 0)
 		assert.Equal(t, scanInvalid, st, in)
 	}
 }

@@ -2,7 +2,15 @@ package graph
 
 // A validating JSON scanner that finds where a value ends in one pass, as
 // encoding/json does in two (once to find the end, once to copy it), and
-// notes an object's top-level "id" on the way.
+// notes an object's top-level "id" on the way. It accepts and refuses what
+// encoding/json does, and finds the id encoding/json finds: member names are
+// compared once their escapes are decoded, and the last "id" wins.
+
+import "encoding/json"
+
+// maxNestingDepth is how deep encoding/json lets objects and arrays nest,
+// counting from the outermost value of the document.
+const maxNestingDepth = 10000
 
 // scanStatus says how a scan of a value ended.
 type scanStatus int
@@ -13,15 +21,16 @@ const (
 	scanInvalid                      // not JSON
 )
 
-// scanValue scans the JSON value at the start of b (no leading space). It
-// returns how the scan ended and n: the value's length when it is done, the
+// scanValue scans the JSON value at the start of b (no leading space), found
+// inside depth objects and arrays of its document. It returns how the scan
+// ended and n: the value's length when it is done, the
 // offset of the first byte that cannot be JSON when it is invalid, and how
 // far the scan got when it is incomplete. For a complete object, id is the
 // span of the string value of its last top-level "id" member (id[1] == 0
 // when it has none).
-func scanValue(b []byte) (n int, st scanStatus, id [2]int) {
-	s := scanner{b: b}
-	s.value(0)
+func scanValue(b []byte, depth int) (n int, st scanStatus, id [2]int) {
+	s := scanner{b: b, top: depth + 1}
+	s.value(depth)
 	if s.st != scanDone {
 		return s.i, s.st, id
 	}
@@ -29,10 +38,11 @@ func scanValue(b []byte) (n int, st scanStatus, id [2]int) {
 }
 
 type scanner struct {
-	b  []byte
-	i  int
-	st scanStatus
-	id [2]int
+	b   []byte
+	i   int
+	st  scanStatus
+	top int // the depth of the members of the value scanned, if an object
+	id  [2]int
 }
 
 // fail records how the scan ended, unless it already has.
@@ -63,16 +73,14 @@ func (s *scanner) space() {
 	}
 }
 
-// value scans one value; depth is how deep in objects and arrays it is.
+// value scans one value; depth is how many objects and arrays hold it.
 func (s *scanner) value(depth int) {
 	if !s.more() {
 		return
 	}
-	if depth > 10000 {
-		s.fail(scanInvalid)
-		return
-	}
 	switch c := s.b[s.i]; {
+	case (c == '{' || c == '[') && depth >= maxNestingDepth:
+		s.fail(scanInvalid)
 	case c == '{':
 		s.object(depth + 1)
 	case c == '[':
@@ -111,11 +119,11 @@ func (s *scanner) object(depth int) {
 			return
 		}
 		k := s.i
-		s.str()
+		escaped := s.str()
 		if s.st != scanDone {
 			return
 		}
-		isID := depth == 1 && string(s.b[k:s.i]) == `"id"`
+		isID := depth == s.top && isIDName(s.b[k:s.i], escaped)
 		s.space()
 		if !s.more() {
 			return
@@ -188,9 +196,24 @@ func (s *scanner) array(depth int) {
 	}
 }
 
+// isIDName reports whether a member name, quoted as in the JSON, is "id"
+// once its escapes, if any, are decoded, as encoding/json decodes them.
+func isIDName(name []byte, escaped bool) bool {
+	if !escaped {
+		return string(name) == `"id"`
+	}
+	// "id" escaped as much as it can be is "\u0069\u0064": anything
+	// longer is another name, and need not be decoded.
+	if len(name) > len(`"\u0069\u0064"`) {
+		return false
+	}
+	var key string
+	return json.Unmarshal(name, &key) == nil && key == "id"
+}
+
 // str scans a string, checking its escapes and that it holds no control
-// characters.
-func (s *scanner) str() {
+// characters, and reports whether it has escapes.
+func (s *scanner) str() (escaped bool) {
 	s.i++ // "
 	for s.i < len(s.b) {
 		c := s.b[s.i]
@@ -199,6 +222,7 @@ func (s *scanner) str() {
 			s.i++
 			return
 		case c == '\\':
+			escaped = true
 			if s.i+1 >= len(s.b) {
 				s.fail(scanIncomplete)
 				return
@@ -232,6 +256,7 @@ func (s *scanner) str() {
 		}
 	}
 	s.fail(scanIncomplete)
+	return escaped
 }
 
 func isHex(c byte) bool {

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -61,4 +62,68 @@ func TestDecodePageRefusesAnyMemberOverTheLimit(t *testing.T) {
 	_, _, err := collect(t, body)
 	_, ok := errors.AsType[*TooLargeError](err)
 	require.True(t, ok, "%v", err)
+}
+
+func TestScanValueReadsAnIDWhoseNameIsEscapedAsEncodingJSONDoes(t *testing.T) {
+	tests := []struct {
+		obj  string
+		want string // "" when the object has no string id
+	}{
+		{`{"\u0069d":"b"}`, "b"},
+		{`{"i\u0064":"b"}`, "b"},
+		{`{"\u0069\u0064":"b"}`, "b"},
+		{`{"\u0049\u0044":"b"}`, ""}, // "ID": names are matched exactly
+		{`{"id":"a","\u0069d":"b"}`, "b"},
+		{`{"\u0069d":"a","id":"b"}`, "b"},
+		{`{"id":"a","\u0069d":null}`, ""},
+		{`{"\u0069d":7}`, ""},
+		{`{"\u0069d\u0000":"b"}`, ""},
+		{`{"\"id\"":"b"}`, ""},
+		{`{"x":{"\u0069d":"nested"}}`, ""},
+		{`{"x":{"\u0069d":"nested"},"\u0069d":"top"}`, "top"},
+	}
+	for _, tt := range tests {
+		n, st, span := scanValue([]byte(tt.obj), 0)
+		require.Equal(t, scanDone, st, tt.obj)
+		require.Equal(t, len(tt.obj), n, tt.obj)
+		var v map[string]any
+		require.NoError(t, json.Unmarshal([]byte(tt.obj), &v))
+		jsonID, _ := v["id"].(string)
+		require.Equal(t, tt.want, jsonID, "the table agrees with encoding/json: %s", tt.obj)
+		assert.Equal(t, tt.want, tt.obj[span[0]:span[1]], tt.obj)
+	}
+}
+
+func TestDecodePageReadsItsOwnMemberNamesEscaped(t *testing.T) {
+	link, users, err := collect(t, `{"\u0040odata.next\u004cink":"https://g/next","\u0076alue":[{"id":"1"}]}`)
+	require.NoError(t, err)
+	assert.Equal(t, "https://g/next", link)
+	assert.Equal(t, []string{`{"id":"1"}`}, users)
+
+	_, _, err = collect(t, `{"value":[],"\u0076alue":[]}`)
+	require.ErrorAs(t, err, new(*PageSyntaxError), "a second value array, however its name is written")
+}
+
+func TestScanValueStopsAtTheDepthEncodingJSONStopsAt(t *testing.T) {
+	for _, depth := range []int{0, 2} {
+		ok := strings.Repeat("[", maxNestingDepth-depth) + strings.Repeat("]", maxNestingDepth-depth)
+		_, st, _ := scanValue([]byte(ok), depth)
+		assert.Equal(t, scanDone, st)
+		tooDeep := "[" + ok + "]"
+		_, st, _ = scanValue([]byte(tooDeep), depth)
+		assert.Equal(t, scanInvalid, st)
+	}
+	// The page's object, its value array and the user's object hold the
+	// user's members: encoding/json allows 9997 arrays more, not 9998.
+	for arrays, ok := range map[int]bool{maxNestingDepth - 3: true, maxNestingDepth - 2: false} {
+		page := `{"value":[{"a":` + strings.Repeat("[", arrays) + strings.Repeat("]", arrays) + `}]}`
+		require.Equal(t, ok, json.Unmarshal([]byte(page), new(any)) == nil)
+		_, users, err := collect(t, page)
+		if ok {
+			require.NoError(t, err)
+			assert.Len(t, users, 1)
+			continue
+		}
+		require.ErrorAs(t, err, new(*PageSyntaxError))
+	}
 }
