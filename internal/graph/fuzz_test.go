@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"testing/iotest"
 )
 
 // FuzzDecodePage checks the streaming decoder against encoding/json: it
 // reads exactly the pages encoding/json reads, with the same users, ids and
 // nextLinks, and says of every other body whether it broke off or is broken,
-// as encoding/json would see it.
+// as encoding/json would see it, however the body's bytes arrive.
 func FuzzDecodePage(f *testing.F) {
 	paths, err := filepath.Glob(filepath.Join("..", "..", "testdata", "fuzz", "FuzzDecodePage", "*"))
 	if err != nil || len(paths) == 0 {
@@ -38,6 +40,17 @@ func FuzzDecodePage(f *testing.F) {
 				return nil
 			},
 		})
+		// A byte at a time, the last with io.EOF, the decoder reads the
+		// same: what it finds does not hang on how the body arrives.
+		var slowUsers [][]byte
+		var slowLinks []string
+		slowErr := decodePage(iotest.DataErrReader(iotest.OneByteReader(bytes.NewReader(body))), pageHandler{
+			link: func(s string, _ bool) { slowLinks = append(slowLinks, s) },
+			user: func(u, _ []byte) error { slowUsers = append(slowUsers, bytes.Clone(u)); return nil },
+		})
+		if fmt.Sprint(err) != fmt.Sprint(slowErr) || !slices.Equal(links, slowLinks) || !slices.EqualFunc(users, slowUsers, bytes.Equal) {
+			t.Fatalf("%q read whole: %q %q %v; a byte at a time: %q %q %v", body, users, links, err, slowUsers, slowLinks, slowErr)
+		}
 		wantUsers, wantLinks, ok := readPage(body)
 		if err == nil {
 			if !ok {

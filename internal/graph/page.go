@@ -125,13 +125,16 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		return p.syntaxError("the page ends with no value array")
 	}
 	p.pos++ // }
-	if _, err := p.peek(); !p.eof {
-		if err != nil {
-			return err
-		}
+	switch _, err := p.peek(); {
+	case err == nil:
 		return p.syntaxError("data after the page's closing brace")
+	case p.eof:
+		return nil
+	default:
+		// The page is whole but its body failed: what else was to come is
+		// not known.
+		return err
 	}
-	return nil
 }
 
 // linkString reads a nextLink's JSON value, a string that is not empty, as
@@ -270,8 +273,9 @@ func (p *pageReader) expect(want byte, what string) error {
 }
 
 // value scans the next value, what (a "user", a member), found inside depth
-// objects and arrays of the page, no larger than maxValueSize, and returns its bytes, valid until the next call, and the
-// span of its top-level id within them.
+// objects and arrays of the page and no larger than maxValueSize, and
+// returns its bytes, valid until the next call, and the span of its
+// top-level id within them.
 //
 // A value that runs past the bytes read is scanned again from its start
 // once more have come, so the reader waits until the unscanned bytes have
@@ -295,7 +299,11 @@ func (p *pageReader) value(what string, depth int) ([]byte, [2]int, error) {
 		case st == scanDone || len(b) > maxValueSize:
 			return nil, id, &TooLargeError{Offset: p.off + int64(p.pos), Limit: maxValueSize, What: what}
 		case st == scanInvalid:
-			return nil, id, &PageSyntaxError{Offset: p.offset() + int64(n), Msg: fmt.Sprintf("invalid JSON in the %s at %.24q", what, b[n:])}
+			msg := "invalid JSON in the " + what
+			if n < len(b) {
+				msg += fmt.Sprintf(": unexpected %q", b[n])
+			}
+			return nil, id, &PageSyntaxError{Offset: p.offset() + int64(n), Msg: msg}
 		}
 		have := len(b)
 		if err := p.fillTo(min(2*have, maxValueSize+1)); err != nil && len(p.buf)-p.pos == have {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -274,4 +275,47 @@ func TestDecodePageTakesAPageWithoutANextLinkForTheLast(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.False(t, called)
+}
+
+// readers hand a body over in the ways an HTTP body may: all at once, a
+// byte at a time, half of what is asked, and with the last bytes and
+// io.EOF in one call.
+var readers = map[string]func(string) io.Reader{
+	"whole":          func(s string) io.Reader { return strings.NewReader(s) },
+	"byte by byte":   func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) },
+	"by halves":      func(s string) io.Reader { return iotest.HalfReader(strings.NewReader(s)) },
+	"EOF with data":  func(s string) io.Reader { return iotest.DataErrReader(strings.NewReader(s)) },
+	"bytes with EOF": func(s string) io.Reader { return iotest.DataErrReader(iotest.OneByteReader(strings.NewReader(s))) },
+}
+
+func TestDecodePageReadsTheSameWhateverTheReadsAre(t *testing.T) {
+	bodies := []string{
+		`{"@odata.nextLink":"https://g/next","value":[{"id":"1"},{"id":"2","x":{"y":[1,"]"]}}]}`,
+		`{"value":[]}`,
+		`{"value":[]} `,
+		`{"value":[]}x`,
+		`{"value":[]}{}`,
+		`{"value":[{"id":"1"}]`,
+		`{"value":[{"id":"1"},`,
+		`{"value":[{"id":"1",}]}`,
+		`{"value":[{"n":12}],"x":-0.5e+3}`,
+		`{"value":[{"n":12`,
+		``,
+	}
+	for _, body := range bodies {
+		want := ""
+		for name, reader := range readers {
+			var users []string
+			err := decodePage(reader(body), pageHandler{
+				link: func(string, bool) {},
+				user: func(u, _ []byte) error { users = append(users, string(u)); return nil },
+			})
+			got := fmt.Sprintf("%q %v", users, err)
+			if want == "" {
+				want = got
+				continue
+			}
+			assert.Equal(t, want, got, "%s read %s", body, name)
+		}
+	}
 }
