@@ -23,11 +23,10 @@ const (
 
 // scanValue scans the JSON value at the start of b (no leading space), found
 // inside depth objects and arrays of its document. It returns how the scan
-// ended and n: the value's length when it is done, the
-// offset of the first byte that cannot be JSON when it is invalid, and how
-// far the scan got when it is incomplete. For a complete object, id is the
-// span of the string value of its last top-level "id" member (id[1] == 0
-// when it has none).
+// ended and n: the value's length when it is done, the offset of the byte
+// that made it invalid, or how far the scan got when the bytes ran out. For
+// a complete object, id is the span of the string value of its last
+// top-level "id" member (id[1] == 0 when it has none), escapes and all.
 func scanValue(b []byte, depth int) (n int, st scanStatus, id [2]int) {
 	s := scanner{b: b, top: depth + 1}
 	s.value(depth)
