@@ -64,7 +64,7 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		// A page of a huge user leaves its buffer behind, not for good.
 		p.buf = make([]byte, 0, readSize)
 	}
-	p.r, p.buf, p.pos, p.off, p.err, p.eof = r, p.buf[:0], 0, 0, nil, false
+	p.r, p.buf, p.pos, p.off, p.end = r, p.buf[:0], 0, 0, nil
 	if err := p.expect('{', "the page's '{'"); err != nil {
 		return err
 	}
@@ -125,16 +125,15 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		return p.syntaxError("the page ends with no value array")
 	}
 	p.pos++ // }
-	switch _, err := p.peek(); {
-	case err == nil:
+	if p.more() {
 		return p.syntaxError("data after the page's closing brace")
-	case p.eof:
-		return nil
-	default:
+	}
+	if p.end != io.EOF {
 		// The page is whole but its body failed: what else was to come is
 		// not known.
-		return err
+		return p.cutError()
 	}
+	return nil
 }
 
 // linkString reads a nextLink's JSON value, a string that is not empty, as
@@ -185,20 +184,19 @@ type pageReader struct {
 	buf []byte // unscanned bytes are buf[pos:]
 	pos int
 	off int64 // the body offset of buf[0]
-	err error // why the body has no more bytes, once it has none
-	eof bool  // the body ended cleanly (err is then an ErrPageCut too)
+	end error // why the body has no more bytes once it has none: io.EOF or a read error
 	// scanned counts the bytes handed to scanValue, rescans included: what
 	// the linear-time promise is about.
 	scanned int64
 }
 
-// fill reads more of the body, making room first: scanned bytes go, and the
-// buffer grows when a value needs more than it holds. Once the body has
-// ended or failed, fill returns why each time it is called: the reason
-// stays, and bytes that came with it are scanned first.
-func (p *pageReader) fill() error {
-	if p.err != nil {
-		return p.err
+// read reads more of the body, making room first: scanned bytes go, and the
+// buffer grows when a value needs more than it holds. It reports false when
+// no byte came because the body has ended or failed, which p.end then
+// says; bytes that come with the end are scanned first.
+func (p *pageReader) read() bool {
+	if p.end != nil {
+		return false
 	}
 	if p.pos > 0 {
 		n := copy(p.buf, p.buf[p.pos:])
@@ -209,18 +207,26 @@ func (p *pageReader) fill() error {
 	}
 	n, err := p.r.Read(p.buf[len(p.buf):cap(p.buf)])
 	p.buf = p.buf[:len(p.buf)+n]
-	if err == nil {
-		return nil
-	}
-	end := p.off + int64(len(p.buf))
+	p.end = err
+	return n > 0 || err == nil
+}
+
+// cutError is the ErrPageCut for a body that has no more bytes: it broke
+// off where it ended, or failed.
+func (p *pageReader) cutError() error {
+	err := p.end
 	if err == io.EOF {
-		p.eof, err = true, io.ErrUnexpectedEOF
+		err = io.ErrUnexpectedEOF
 	}
-	p.err = fmt.Errorf("read page: %w at byte %d: %w", ErrPageCut, end, err)
-	if n > 0 {
-		return nil
+	return fmt.Errorf("read page: %w at byte %d: %w", ErrPageCut, p.off+int64(len(p.buf)), err)
+}
+
+// fill reads more of the body; an ErrPageCut when no more comes.
+func (p *pageReader) fill() error {
+	if !p.read() {
+		return p.cutError()
 	}
-	return p.err
+	return nil
 }
 
 // fillTo reads until want bytes are unscanned, or the body ends.
@@ -233,22 +239,30 @@ func (p *pageReader) fillTo(want int) error {
 	return nil
 }
 
-// peek returns the next byte that is not space, without taking it; an
-// ErrPageCut when the body ends or fails first.
-func (p *pageReader) peek() (byte, error) {
+// more skips space and reports whether a byte is left, reading as needed.
+func (p *pageReader) more() bool {
 	for {
 		for p.pos < len(p.buf) {
-			switch c := p.buf[p.pos]; c {
+			switch p.buf[p.pos] {
 			case ' ', '\t', '\n', '\r':
 				p.pos++
 			default:
-				return c, nil
+				return true
 			}
 		}
-		if err := p.fill(); err != nil {
-			return 0, err
+		if !p.read() {
+			return false
 		}
 	}
+}
+
+// peek returns the next byte that is not space, without taking it; an
+// ErrPageCut when the body ends or fails first.
+func (p *pageReader) peek() (byte, error) {
+	if !p.more() {
+		return 0, p.cutError()
+	}
+	return p.buf[p.pos], nil
 }
 
 // offset is the body offset of the next unscanned byte.
