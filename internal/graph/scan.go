@@ -122,7 +122,7 @@ func (s *scanner) object(depth int) {
 		if s.st != scanDone {
 			return
 		}
-		isID := depth == s.top && isIDName(s.b[k:s.i], escaped)
+		isID := depth == s.top && (!escaped && string(s.b[k:s.i]) == `"id"` || escaped && isEscapedID(s.b[k:s.i]))
 		s.space()
 		if !s.more() {
 			return
@@ -195,12 +195,9 @@ func (s *scanner) array(depth int) {
 	}
 }
 
-// isIDName reports whether a member name, quoted as in the JSON, is "id"
-// once its escapes, if any, are decoded, as encoding/json decodes them.
-func isIDName(name []byte, escaped bool) bool {
-	if !escaped {
-		return string(name) == `"id"`
-	}
+// isEscapedID reports whether a member name with escapes, quoted as in the
+// JSON, is "id" once they are decoded, as encoding/json decodes them.
+func isEscapedID(name []byte) bool {
 	// "id" escaped as much as it can be is "\u0069\u0064": anything
 	// longer is another name, and need not be decoded.
 	if len(name) > len(`"\u0069\u0064"`) {
@@ -211,52 +208,69 @@ func isIDName(name []byte, escaped bool) bool {
 }
 
 // str scans a string, checking its escapes and that it holds no control
-// characters, and reports whether it has escapes.
+// characters, and reports whether it has escapes. It is the scanner's
+// hottest loop: it runs over plain bytes with its position in a local, and
+// stops only at a quote, a backslash or a control character.
 func (s *scanner) str() (escaped bool) {
-	s.i++ // "
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return
-		case c == '\\':
+	b, i := s.b, s.i+1 // after the opening quote
+	for {
+		for i < len(b) && plainInString[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			s.fail(scanIncomplete)
+			return escaped
+		}
+		switch b[i] {
+		case '"':
+			s.i = i + 1
+			return escaped
+		case '\\':
 			escaped = true
-			if s.i+1 >= len(s.b) {
+			if i+1 >= len(b) {
+				s.i = i + 1
 				s.fail(scanIncomplete)
-				return
+				return escaped
 			}
-			switch s.b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
 				for k := 2; k < 6; k++ {
-					if s.i+k >= len(s.b) {
+					if i+k >= len(b) {
+						s.i = i + k
 						s.fail(scanIncomplete)
-						return
+						return escaped
 					}
-					if !isHex(s.b[s.i+k]) {
-						s.i += k
+					if !isHex(b[i+k]) {
+						s.i = i + k
 						s.fail(scanInvalid)
-						return
+						return escaped
 					}
 				}
-				s.i += 6
+				i += 6
 			default:
-				s.i++
+				s.i = i + 1
 				s.fail(scanInvalid)
-				return
+				return escaped
 			}
-		case c < 0x20:
+		default: // a control character
+			s.i = i
 			s.fail(scanInvalid)
-			return
-		default:
-			s.i++
+			return escaped
 		}
 	}
-	s.fail(scanIncomplete)
-	return escaped
 }
+
+// plainInString marks the bytes a string may hold as they are: all but the
+// quote, the backslash and control characters.
+var plainInString = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
