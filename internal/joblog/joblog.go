@@ -152,29 +152,32 @@ func (ow *ObjectWriter) Write(obj []byte) error {
 	return nil
 }
 
-// hasNonASCII reports whether b holds a byte of 0x80 or more, a word at a
-// time: most Graph bodies are ASCII, and need no more look.
+// hasNonASCII reports whether b holds a byte of 0x80 or more. Most Graph
+// bodies are ASCII and need no more look than this: it ORs 32 bytes at a
+// time into one word and tests the top bits once, at the end.
 func hasNonASCII(b []byte) bool {
-	for len(b) >= 32 {
-		w := binary.LittleEndian.Uint64(b) | binary.LittleEndian.Uint64(b[8:]) |
-			binary.LittleEndian.Uint64(b[16:]) | binary.LittleEndian.Uint64(b[24:])
-		if w&0x8080808080808080 != 0 {
-			return true
+	const top = 0x8080808080808080
+	if len(b) < 8 {
+		for _, c := range b {
+			if c >= utf8.RuneSelf {
+				return true
+			}
 		}
-		b = b[32:]
+		return false
 	}
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
-			return true
-		}
-		b = b[8:]
+	var acc uint64
+	i := 0
+	for ; i+32 <= len(b); i += 32 {
+		w := (*[32]byte)(b[i : i+32])
+		acc |= binary.LittleEndian.Uint64(w[0:8]) | binary.LittleEndian.Uint64(w[8:16]) |
+			binary.LittleEndian.Uint64(w[16:24]) | binary.LittleEndian.Uint64(w[24:32])
 	}
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return true
-		}
+	for ; i+8 <= len(b); i += 8 {
+		acc |= binary.LittleEndian.Uint64(b[i : i+8])
 	}
-	return false
+	// The last word overlaps what was read: no byte-by-byte tail.
+	acc |= binary.LittleEndian.Uint64(b[len(b)-8:])
+	return acc&top != 0
 }
 
 // appendValidUTF8 appends JSON text src to dst with each byte that is not

@@ -177,3 +177,15 @@ func BenchmarkObjectWriter(b *testing.B) {
 	}
 	require.NoError(b, ow.Flush())
 }
+
+func TestHasNonASCIIFindsAHighByteAnywhere(t *testing.T) {
+	for n := range 80 {
+		b := bytes.Repeat([]byte{'a'}, n)
+		assert.False(t, hasNonASCII(b), "%d ASCII bytes", n)
+		for i := range n {
+			b[i] = 0x80
+			assert.True(t, hasNonASCII(b), "byte %d of %d", i, n)
+			b[i] = 'a'
+		}
+	}
+}
