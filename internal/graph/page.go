@@ -41,6 +41,7 @@ type PageSyntaxError struct {
 	Msg string
 }
 
+// Error says at which byte the page went wrong, and how.
 func (e *PageSyntaxError) Error() string {
 	return fmt.Sprintf("read page: not a valid page at byte %d: %s", e.Offset, e.Msg)
 }
@@ -173,6 +174,7 @@ type TooLargeError struct {
 	What string
 }
 
+// Error says which value was too large, where, and what the limit is.
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("read page: the %s at byte %d is larger than the %d MiB limit on one value", e.What, e.Offset, e.Limit>>20)
 }
