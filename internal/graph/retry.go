@@ -3,9 +3,9 @@ package graph
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -61,29 +61,72 @@ func throttled(status int) bool {
 // RetryAfter reads how long a response asks the client to wait: the
 // retry-after-ms or x-ms-retry-after-ms headers in milliseconds, or
 // Retry-After in seconds, whole or fractional ("2.128"), or as an HTTP date.
-// It returns false when the response names no usable wait.
+// A number is decimal digits with at most one point between them, spaces
+// around it trimmed; anything else (NaN, Inf, exponents, signs, underscores,
+// hex) names no wait, and the next header is read. It returns false when
+// the response names no usable wait. A wait too long for a Duration is
+// maxWait, longer than any limit, so that every wait over a limit is
+// refused the same way.
 func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 	for _, name := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
-		if v := strings.TrimSpace(h.Get(name)); v != "" {
-			if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && ms < 1e12 {
-				return time.Duration(ms * float64(time.Millisecond)), true
-			}
+		if d, ok := parseDecimal(h.Get(name), time.Millisecond); ok {
+			return d, true
 		}
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s < 0 || s > 1e9 {
-			return 0, false
-		}
-		return time.Duration(s * float64(time.Second)), true
+	if d, ok := parseDecimal(v, time.Second); ok {
+		return d, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
+		// Sub saturates a date centuries away at the largest Duration.
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
+}
+
+// maxWait stands for a wait too long to hold in a Duration.
+const maxWait = time.Duration(math.MaxInt64)
+
+// parseDecimal reads s, spaces around it trimmed, as a count of unit (a
+// power of ten nanoseconds) written [0-9]+(\.[0-9]+)?. Digits finer than a
+// nanosecond are dropped, and a count too large for a Duration is maxWait.
+func parseDecimal(s string, unit time.Duration) (time.Duration, bool) {
+	whole, frac, point := strings.Cut(strings.TrimSpace(s), ".")
+	if !isDigits(whole) || point && !isDigits(frac) {
+		return 0, false
+	}
+	var n int64
+	for i := range len(whole) {
+		if n > (math.MaxInt64-9)/10 {
+			return maxWait, true
+		}
+		n = n*10 + int64(whole[i]-'0')
+	}
+	if n > int64(maxWait/unit) {
+		return maxWait, true
+	}
+	d := time.Duration(n) * unit
+	var f time.Duration
+	for i, scale := 0, unit/10; i < len(frac) && scale > 0; i, scale = i+1, scale/10 {
+		f += time.Duration(frac[i]-'0') * scale
+	}
+	if d > maxWait-f {
+		return maxWait, true
+	}
+	return d + f, true
+}
+
+// isDigits reports whether s is one or more ASCII digits.
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // wait sleeps for d unless ctx ends first. A wait that would outlive ctx's

@@ -2,7 +2,15 @@ package graph
 
 // A validating JSON scanner that finds where a value ends in one pass, as
 // encoding/json does in two (once to find the end, once to copy it), and
-// notes an object's top-level "id" on the way.
+// notes an object's top-level "id" on the way. It accepts and refuses what
+// encoding/json does, and finds the id encoding/json finds: member names are
+// compared once their escapes are decoded, and the last "id" wins.
+
+import "encoding/json"
+
+// maxNestingDepth is how deep encoding/json lets objects and arrays nest,
+// counting from the outermost value of the document.
+const maxNestingDepth = 10000
 
 // scanStatus says how a scan of a value ended.
 type scanStatus int
@@ -13,24 +21,27 @@ const (
 	scanInvalid                      // not JSON
 )
 
-// scanValue scans the JSON value at the start of b (no leading space). It
-// returns the value's length, how the scan ended, and, for an object, the
-// span of the string value of its last top-level "id" member (id[1] == 0
-// when it has none).
-func scanValue(b []byte) (n int, st scanStatus, id [2]int) {
-	s := scanner{b: b}
-	s.value(0)
+// scanValue scans the JSON value at the start of b (no leading space), found
+// inside depth objects and arrays of its document. It returns how the scan
+// ended and n: the value's length when it is done, the offset of the byte
+// that made it invalid, or how far the scan got when the bytes ran out. For
+// a complete object, id is the span of the string value of its last
+// top-level "id" member (id[1] == 0 when it has none), escapes and all.
+func scanValue(b []byte, depth int) (n int, st scanStatus, id [2]int) {
+	s := scanner{b: b, top: depth + 1}
+	s.value(depth)
 	if s.st != scanDone {
-		return 0, s.st, id
+		return s.i, s.st, id
 	}
 	return s.i, scanDone, s.id
 }
 
 type scanner struct {
-	b  []byte
-	i  int
-	st scanStatus
-	id [2]int
+	b   []byte
+	i   int
+	st  scanStatus
+	top int // the depth of the members of the value scanned, if an object
+	id  [2]int
 }
 
 // fail records how the scan ended, unless it already has.
@@ -61,16 +72,14 @@ func (s *scanner) space() {
 	}
 }
 
-// value scans one value; depth is how deep in objects and arrays it is.
+// value scans one value; depth is how many objects and arrays hold it.
 func (s *scanner) value(depth int) {
 	if !s.more() {
 		return
 	}
-	if depth > 10000 {
-		s.fail(scanInvalid)
-		return
-	}
 	switch c := s.b[s.i]; {
+	case (c == '{' || c == '[') && depth >= maxNestingDepth:
+		s.fail(scanInvalid)
 	case c == '{':
 		s.object(depth + 1)
 	case c == '[':
@@ -109,11 +118,11 @@ func (s *scanner) object(depth int) {
 			return
 		}
 		k := s.i
-		s.str()
+		escaped := s.str()
 		if s.st != scanDone {
 			return
 		}
-		isID := depth == 1 && string(s.b[k:s.i]) == `"id"`
+		isID := depth == s.top && (!escaped && string(s.b[k:s.i]) == `"id"` || escaped && isEscapedID(s.b[k:s.i]))
 		s.space()
 		if !s.more() {
 			return
@@ -186,49 +195,82 @@ func (s *scanner) array(depth int) {
 	}
 }
 
+// isEscapedID reports whether a member name with escapes, quoted as in the
+// JSON, is "id" once they are decoded, as encoding/json decodes them.
+func isEscapedID(name []byte) bool {
+	// "id" escaped as much as it can be is "\u0069\u0064": anything
+	// longer is another name, and need not be decoded.
+	if len(name) > len(`"\u0069\u0064"`) {
+		return false
+	}
+	var key string
+	return json.Unmarshal(name, &key) == nil && key == "id"
+}
+
 // str scans a string, checking its escapes and that it holds no control
-// characters.
-func (s *scanner) str() {
-	s.i++ // "
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return
-		case c == '\\':
-			if s.i+1 >= len(s.b) {
+// characters, and reports whether it has escapes. It is the scanner's
+// hottest loop: it runs over plain bytes with its position in a local, and
+// stops only at a quote, a backslash or a control character.
+func (s *scanner) str() (escaped bool) {
+	b, i := s.b, s.i+1 // after the opening quote
+	for {
+		for i < len(b) && plainInString[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			s.fail(scanIncomplete)
+			return escaped
+		}
+		switch b[i] {
+		case '"':
+			s.i = i + 1
+			return escaped
+		case '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				s.i = i + 1
 				s.fail(scanIncomplete)
-				return
+				return escaped
 			}
-			switch s.b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
 				for k := 2; k < 6; k++ {
-					if s.i+k >= len(s.b) {
+					if i+k >= len(b) {
+						s.i = i + k
 						s.fail(scanIncomplete)
-						return
+						return escaped
 					}
-					if !isHex(s.b[s.i+k]) {
+					if !isHex(b[i+k]) {
+						s.i = i + k
 						s.fail(scanInvalid)
-						return
+						return escaped
 					}
 				}
-				s.i += 6
+				i += 6
 			default:
+				s.i = i + 1
 				s.fail(scanInvalid)
-				return
+				return escaped
 			}
-		case c < 0x20:
+		default: // a control character
+			s.i = i
 			s.fail(scanInvalid)
-			return
-		default:
-			s.i++
+			return escaped
 		}
 	}
-	s.fail(scanIncomplete)
 }
+
+// plainInString marks the bytes a string may hold as they are: all but the
+// quote, the backslash and control characters.
+var plainInString = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
@@ -304,6 +346,7 @@ func (s *scanner) literal(lit string) {
 			return
 		}
 		if s.b[s.i+k] != lit[k] {
+			s.i += k
 			s.fail(scanInvalid)
 			return
 		}

@@ -7,12 +7,14 @@ package joblog
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Output is the job's two log streams: its output (user lines and
@@ -104,8 +106,10 @@ func (o *Output) Objects(msg string) *ObjectWriter {
 const flushAt = 64 << 10
 
 // ObjectWriter writes one log line per JSON object, passing the object's
-// bytes through rather than decoding and encoding them again. Lines are
-// gathered and written whole; call Flush at the end. It is not safe for
+// bytes through rather than decoding and encoding them again. Every line is
+// valid UTF-8 JSON all the same: invalid UTF-8 becomes \ufffd, and U+2028
+// and U+2029 are escaped, as log/slog and encoding/json write them. Lines
+// are gathered and written whole; call Flush at the end. It is not safe for
 // concurrent use.
 type ObjectWriter struct {
 	w   io.Writer
@@ -139,13 +143,76 @@ func (ow *ObjectWriter) Write(obj []byte) error {
 	if len(inner) > 0 && inner[0] != '}' {
 		b = append(b, ',')
 	}
-	b = append(b, inner...)
+	if hasNonASCII(inner) {
+		b = appendValidUTF8(b, inner)
+	} else {
+		b = append(b, inner...)
+	}
 	b = append(b, '\n')
 	ow.buf = b
 	if len(b) >= flushAt {
 		return ow.Flush()
 	}
 	return nil
+}
+
+// hasNonASCII reports whether b holds a byte of 0x80 or more. Most Graph
+// bodies are ASCII and need no more look than this: it ORs 32 bytes at a
+// time into one word and tests the top bits once, at the end.
+func hasNonASCII(b []byte) bool {
+	const top = 0x8080808080808080
+	if len(b) < 8 {
+		for _, c := range b {
+			if c >= utf8.RuneSelf {
+				return true
+			}
+		}
+		return false
+	}
+	var acc uint64
+	i := 0
+	for ; i+32 <= len(b); i += 32 {
+		w := (*[32]byte)(b[i : i+32])
+		acc |= binary.LittleEndian.Uint64(w[0:8]) | binary.LittleEndian.Uint64(w[8:16]) |
+			binary.LittleEndian.Uint64(w[16:24]) | binary.LittleEndian.Uint64(w[24:32])
+	}
+	for ; i+8 <= len(b); i += 8 {
+		acc |= binary.LittleEndian.Uint64(b[i : i+8])
+	}
+	// The last word overlaps what was read: no byte-by-byte tail.
+	acc |= binary.LittleEndian.Uint64(b[len(b)-8:])
+	return acc&top != 0
+}
+
+// appendValidUTF8 appends JSON text src to dst with each byte that is not
+// part of valid UTF-8 written \ufffd and U+2028 and U+2029 escaped. Outside
+// strings JSON is ASCII, so these only ever meet the inside of a string,
+// where the escapes are what encoding/json would write.
+func appendValidUTF8(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		if src[i] < utf8.RuneSelf {
+			j := i + 1
+			for j < len(src) && src[j] < utf8.RuneSelf {
+				j++
+			}
+			dst = append(dst, src[i:j]...)
+			i = j
+			continue
+		}
+		r, size := utf8.DecodeRune(src[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028':
+			dst = append(dst, `\u2028`...)
+		case r == '\u2029':
+			dst = append(dst, `\u2029`...)
+		default:
+			dst = append(dst, src[i:i+size]...)
+		}
+		i += size
+	}
+	return dst
 }
 
 // Flush writes the gathered lines.

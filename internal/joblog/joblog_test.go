@@ -3,9 +3,11 @@ package joblog
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -121,4 +123,82 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.writes++
 	c.chunks = append(c.chunks, string(p))
 	return len(p), nil
+}
+
+func TestObjectWriterWritesEveryLineAsValidUTF8JSON(t *testing.T) {
+	tests := []struct {
+		name, obj string
+		want      string // the displayName the line carries
+		raw       string // what the line holds for it, byte for byte
+	}{
+		{"invalid bytes in a string", "{\"displayName\":\"a\xffb\xfe\"}", "a\ufffdb\ufffd", `a\ufffdb\ufffd`},
+		{"a multibyte sequence cut short", "{\"displayName\":\"Zo\xc3\"}", "Zo\ufffd", `Zo\ufffd`},
+		{"a three-byte sequence cut short", "{\"displayName\":\"x\xe2\x80\"}", "x\ufffd\ufffd", `x\ufffd\ufffd`},
+		{"a surrogate encoded in UTF-8", "{\"displayName\":\"\xed\xa0\x80\"}", "\ufffd\ufffd\ufffd", `\ufffd\ufffd\ufffd`},
+		{"an invalid byte after an escaped backslash", "{\"displayName\":\"\\\\\xff\"}", "\\\ufffd", `\\\ufffd`},
+		{"line and paragraph separators", "{\"displayName\":\"a\u2028b\u2029c\"}", "a\u2028b\u2029c", `a\u2028b\u2029c`},
+		{"valid text in other scripts", `{"displayName":"Zoë Ødegård 日本語 😀"}`, "Zoë Ødegård 日本語 😀", "Zoë Ødegård 日本語 😀"},
+		{"escapes already there", `{"displayName":"\u00e9\u2028\ud83d\ude00"}`, "é\u2028😀", `\u00e9\u2028\ud83d\ude00`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout bytes.Buffer
+			ow := New(&stdout, &bytes.Buffer{}, slog.LevelInfo).Objects("user")
+			require.NoError(t, ow.Write([]byte(tt.obj)))
+			require.NoError(t, ow.Flush())
+
+			line := stdout.Bytes()
+			require.True(t, bytes.HasSuffix(line, []byte("\n")))
+			assert.Equal(t, 1, bytes.Count(line, []byte("\n")), "one line")
+			assert.True(t, utf8.Valid(line), "%q is not valid UTF-8", line)
+			assert.True(t, json.Valid(line), "%q is not JSON", line)
+			assert.NotContains(t, string(line), "\u2028", "no raw line separator")
+			assert.NotContains(t, string(line), "\u2029", "no raw paragraph separator")
+			assert.Contains(t, string(line), `"displayName":"`+tt.raw+`"`)
+
+			var got, fromJSON struct{ DisplayName string }
+			require.NoError(t, json.Unmarshal(line, &got))
+			assert.Equal(t, tt.want, got.DisplayName)
+			require.NoError(t, json.Unmarshal([]byte(tt.obj), &fromJSON))
+			assert.Equal(t, fromJSON.DisplayName, got.DisplayName, "the line says what encoding/json reads in the object")
+		})
+	}
+}
+
+func TestObjectWriterRepairsInvalidUTF8InANameToo(t *testing.T) {
+	var stdout bytes.Buffer
+	ow := New(&stdout, &bytes.Buffer{}, slog.LevelInfo).Objects("user")
+	require.NoError(t, ow.Write([]byte("{\n \"k\xff\": 1}")))
+	require.NoError(t, ow.Flush())
+	assert.True(t, utf8.Valid(stdout.Bytes()))
+	got := lines(t, &stdout)
+	require.Len(t, got, 1)
+	assert.Equal(t, 1.0, got[0]["k\ufffd"])
+}
+
+// BenchmarkObjectWriter writes ASCII users, as most Graph bodies are, to
+// a discarding writer: the cost the job pays per user line.
+func BenchmarkObjectWriter(b *testing.B) {
+	user := []byte(`{"businessPhones":["+1 425 555 0109"],"displayName":"Adele Vance","givenName":"Adele","jobTitle":"Retail Manager","mail":"AdeleV@contoso.com","mobilePhone":null,"officeLocation":"18/2111","preferredLanguage":"en-US","surname":"Vance","userPrincipalName":"AdeleV@contoso.com","id":"87d349ed-44d7-43e1-9a83-5f2406dee5bd"}`)
+	ow := New(io.Discard, io.Discard, slog.LevelInfo).Objects("user")
+	b.SetBytes(int64(len(user)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ow.Write(user); err != nil {
+			b.Fatal(err)
+		}
+	}
+	require.NoError(b, ow.Flush())
+}
+
+func TestHasNonASCIIFindsAHighByteAnywhere(t *testing.T) {
+	for n := range 80 {
+		b := bytes.Repeat([]byte{'a'}, n)
+		assert.False(t, hasNonASCII(b), "%d ASCII bytes", n)
+		for i := range n {
+			b[i] = 0x80
+			assert.True(t, hasNonASCII(b), "byte %d of %d", i, n)
+			b[i] = 'a'
+		}
+	}
 }

@@ -1,0 +1,63 @@
+package graph_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"graphuserstimer/internal/fakeazure"
+	"graphuserstimer/internal/graph"
+)
+
+// throttledOnce is a fake Graph fault: the first request answers 429 with
+// Retry-After: retryAfter, and every later one the page.
+func throttledOnce(retryAfter string) func(fakeazure.PageRequest) fakeazure.Fault {
+	return func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Attempt == 1 {
+			return fakeazure.Fault{Status: 429, Code: "TooManyRequests", Header: http.Header{"Retry-After": {retryAfter}}}
+		}
+		return fakeazure.Fault{}
+	}
+}
+
+func TestListUsersFailsAtOnceOnEveryWaitOverTheLimit(t *testing.T) {
+	for _, retryAfter := range []string{"120", "10000000000", "99999999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"} {
+		t.Run(retryAfter, func(t *testing.T) {
+			tn := newFaultyTenant(t, 5, throttledOnce(retryAfter), tenantOptions{})
+			start := time.Now()
+			_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "over the 1m0s limit")
+			var re *graph.ResponseError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, 429, re.StatusCode)
+			assert.Equal(t, 0, st.Retries)
+			assert.Equal(t, 1, tn.graph.Requests())
+			assert.Less(t, time.Since(start), 5*time.Second)
+		})
+	}
+}
+
+func TestListUsersBacksOffWhenRetryAfterIsNoNumber(t *testing.T) {
+	for _, retryAfter := range []string{"NaN", "-Inf", "1e10", "1_0", "0x10", "-5", ""} {
+		t.Run(retryAfter, func(t *testing.T) {
+			tn := newFaultyTenant(t, 5, throttledOnce(retryAfter), tenantOptions{})
+			var warnings []string
+			ids := map[string]int{}
+			st, err := tn.client.ListUsers(t.Context(), graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{
+				User: func(u []byte) error { ids[idOf(t, u)]++; return nil },
+				Warn: func(msg string) { warnings = append(warnings, msg) },
+			})
+			require.NoError(t, err)
+			assertEveryUserOnce(t, ids, 5)
+			assert.Equal(t, 1, st.Retries)
+			require.Len(t, warnings, 1)
+			// The client's own backoff: RetryDelay, 1 ms, with jitter.
+			assert.True(t, strings.HasSuffix(warnings[0], " in 1ms"), "%s", warnings[0])
+		})
+	}
+}
