@@ -288,3 +288,35 @@ func TestListUsersBoundsATokenEndpointThatHangs(t *testing.T) {
 	assert.Zero(t, ft.Graph.Requests(), "no request reaches Graph without a token")
 	assert.Less(t, time.Since(start), 5*time.Second)
 }
+
+func TestListUsersRetriesAPageThatCameWholeButInvalidOnceOnly(t *testing.T) {
+	tn := newFaultyTenant(t, 150, func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Page == 1 {
+			return fakeazure.Fault{Garbage: true}
+		}
+		return fakeazure.Fault{}
+	}, tenantOptions{})
+	var warnings []string
+	_, st, err := tn.listWarn(t, graph.Query{Select: []string{"id"}, Top: 50}, &warnings)
+	var se *graph.PageSyntaxError
+	require.ErrorAs(t, err, &se)
+	assert.Contains(t, err.Error(), "not a valid page, 2 times")
+	assert.Contains(t, err.Error(), "at byte 0", "the failure names where the body went wrong")
+	assert.Equal(t, 1, st.Retries, "retried once, not six times as a cut body is")
+	require.Len(t, warnings, 1)
+	assert.Contains(t, warnings[0], "came whole but is not a valid page")
+	assert.NotContains(t, warnings[0], "broke off")
+}
+
+func TestListUsersRetriesACutPageWithTheWholeBudget(t *testing.T) {
+	tn := newFaultyTenant(t, 150, func(pr fakeazure.PageRequest) fakeazure.Fault {
+		if pr.Page == 1 && pr.Attempt <= 5 {
+			return fakeazure.Fault{Cut: true, CutAfterUsers: 10}
+		}
+		return fakeazure.Fault{}
+	}, tenantOptions{})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	require.NoError(t, err)
+	assertEveryUserOnce(t, ids, 150)
+	assert.Equal(t, 5, st.Retries)
+}

@@ -36,7 +36,7 @@ func TestListUsersFailsAtOnceOnEveryWaitOverTheLimit(t *testing.T) {
 			require.ErrorAs(t, err, &re)
 			assert.Equal(t, 429, re.StatusCode)
 			assert.Equal(t, 0, st.Retries)
-			assert.Equal(t, 1, tn.graph.Requests())
+			assert.Equal(t, 1, tn.Graph.Requests())
 			assert.Less(t, time.Since(start), 5*time.Second)
 		})
 	}
@@ -49,7 +49,7 @@ func TestListUsersBacksOffWhenRetryAfterIsNoNumber(t *testing.T) {
 			var warnings []string
 			ids := map[string]int{}
 			st, err := tn.client.ListUsers(t.Context(), graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{
-				User: func(u []byte) error { ids[idOf(t, u)]++; return nil },
+				User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
 				Warn: func(msg string) { warnings = append(warnings, msg) },
 			})
 			require.NoError(t, err)

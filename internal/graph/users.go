@@ -227,8 +227,10 @@ type lister struct {
 	onPage []idKey
 	again  map[idKey]bool
 	// renewed says a new token was asked for on the current page, after
-	// Graph refused the one before.
-	renewed bool
+	// Graph refused the one before; malformed counts the attempts at it
+	// that came whole but were not a valid page.
+	renewed   bool
+	malformed int
 	// followed holds a keyed hash of every link this reading followed: a
 	// link followed twice is a loop.
 	followed map[[2]uint64]bool
@@ -346,7 +348,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 	}
 	l.onPage = l.onPage[:0]
 	l.again = nil
-	l.renewed = false
+	l.renewed, l.malformed = false, 0
 	var next *prefetch // the next page's request, kept across attempts
 	for attempt := 0; ; attempt++ {
 		link, f := l.attempt(ctx, pageURL, ahead, &next)
@@ -354,7 +356,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 		if f == nil {
 			return link, next, nil
 		}
-		if f.why == "" || attempt >= l.c.retry.maxRetries {
+		if f.why == "" || attempt >= l.c.retry.maxRetries || l.malformed > 1 {
 			next.discard()
 			if f.why == "" {
 				return "", nil, f.err
@@ -385,6 +387,9 @@ type failure struct {
 
 // exhausted is the error once attempts attempts have all failed.
 func (f *failure) exhausted(attempts int) error {
+	if _, ok := errors.AsType[*PageSyntaxError](f.err); ok {
+		return fmt.Errorf("the page came whole but was not a valid page, %d times: %w", attempts, f.err)
+	}
 	if f.broken {
 		return fmt.Errorf("page body broken %d times, last: %w", attempts, f.err)
 	}
@@ -441,9 +446,20 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 	if ctx.Err() != nil {
 		return "", &failure{err: context.Cause(ctx)}
 	}
+	if _, ok := errors.AsType[*TooLargeError](err); ok {
+		// The same page holds the same user every time.
+		return "", &failure{err: err}
+	}
 	l.again = make(map[idKey]bool, len(l.onPage))
 	for _, k := range l.onPage {
 		l.again[k] = true
+	}
+	if _, ok := errors.AsType[*PageSyntaxError](err); ok {
+		// Graph sent it whole: worth one more try, in case something on
+		// the way garbled it, not six.
+		l.malformed++
+		return "", &failure{err: err, broken: true,
+			why: fmt.Sprintf("the page came whole but is not a valid page, after %d of its users (%v)", len(l.again), err)}
 	}
 	return "", &failure{err: err, broken: true,
 		why: fmt.Sprintf("the page broke off after %d of its users (%v)", len(l.again), err)}
@@ -469,7 +485,11 @@ func (l *lister) refused(resp *http.Response) *failure {
 	case !retriable(re.StatusCode):
 		return &failure{err: re}
 	case d > l.c.retry.maxDelay:
-		return &failure{err: fmt.Errorf("graph asked to wait %s, over the %s limit: %w", d, l.c.retry.maxDelay, re)}
+		asked := d.String()
+		if d == maxWait {
+			asked = "longer than anyone waits"
+		}
+		return &failure{err: fmt.Errorf("graph asked to wait %s, over the %s limit: %w", asked, l.c.retry.maxDelay, re)}
 	case !named:
 		d = 0
 	}

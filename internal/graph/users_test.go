@@ -64,6 +64,17 @@ func (tn *tenant) list(t testing.TB, q graph.Query) (map[string]int, graph.Stats
 	return ids, st, err
 }
 
+// listWarn is list, keeping the warnings.
+func (tn *tenant) listWarn(t testing.TB, q graph.Query, warnings *[]string) (map[string]int, graph.Stats, error) {
+	t.Helper()
+	ids := map[string]int{}
+	st, err := tn.client.ListUsers(context.Background(), q, graph.Sink{
+		User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
+		Warn: func(msg string) { *warnings = append(*warnings, msg) },
+	})
+	return ids, st, err
+}
+
 func idOf(t testing.TB, user []byte) string {
 	var v struct{ ID string }
 	require.NoError(t, json.Unmarshal(user, &v))
