@@ -16,6 +16,9 @@ import (
 type pageHandler struct {
 	link func(nextLink string, beforeValue bool)
 	user func(user, id []byte) error
+	// delta, when set, receives the @odata.deltaLink that ends a delta
+	// round's last page; without it the member is skipped.
+	delta func(deltaLink string)
 }
 
 // errHandler marks an error returned by a pageHandler, as opposed to one in
@@ -83,10 +86,10 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 		if err != nil {
 			return err
 		}
-		switch key {
-		case "@odata.nextLink":
+		switch {
+		case key == "@odata.nextLink" || key == "@odata.deltaLink" && h.delta != nil:
 			valueAt := p.offset()
-			v, _, err := p.value("@odata.nextLink", 1)
+			v, _, err := p.value(key, 1)
 			if err != nil {
 				return err
 			}
@@ -94,10 +97,14 @@ func (p *pageReader) decode(r io.Reader, h pageHandler) error {
 			// absent link is how a listing ends.
 			link, ok := linkString(v)
 			if !ok {
-				return &PageSyntaxError{Offset: valueAt, Msg: fmt.Sprintf("@odata.nextLink is %.40s, not a link", v)}
+				return &PageSyntaxError{Offset: valueAt, Msg: fmt.Sprintf("%s is %.40s, not a link", key, v)}
 			}
-			h.link(link, !sawValue)
-		case "value":
+			if key == "@odata.deltaLink" {
+				h.delta(link)
+			} else {
+				h.link(link, !sawValue)
+			}
+		case key == "value":
 			if sawValue {
 				return &PageSyntaxError{Offset: keyAt, Msg: "a second value array"}
 			}
