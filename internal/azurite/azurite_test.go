@@ -1,0 +1,96 @@
+package azurite_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"graphuserstimer/internal/azurite"
+)
+
+// answersAsAzurite checks that the server's blob service answers HTTP, as
+// Azurite: an unsigned request is refused with Azurite's Server header.
+func answersAsAzurite(t *testing.T, s *azurite.Server) {
+	t.Helper()
+	resp, err := s.Client().Get(s.BlobEndpoint() + "?comp=list")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "an unsigned request is refused")
+	assert.Contains(t, resp.Header.Get("Server"), "Azurite-Blob", "the blob service answers")
+}
+
+// client is an azblob client on the server's connection string.
+func client(t *testing.T, s *azurite.Server) *azblob.Client {
+	t.Helper()
+	c, err := azblob.NewClientFromConnectionString(s.ConnectionString(), &azblob.ClientOptions{
+		ClientOptions: azcore.ClientOptions{Transport: s.Client()},
+	})
+	require.NoError(t, err)
+	return c
+}
+
+func TestStartServesTheBlobServiceAndStopEndsIt(t *testing.T) {
+	t.Parallel()
+	s := azurite.Start(t)
+
+	assert.True(t, strings.HasPrefix(s.BlobEndpoint(), "http://127.0.0.1:"), s.BlobEndpoint())
+	assert.True(t, strings.HasSuffix(s.BlobEndpoint(), "/"+azurite.AccountName), s.BlobEndpoint())
+	answersAsAzurite(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := client(t, s).CreateContainer(ctx, "made-with-the-connection-string", nil)
+	require.NoError(t, err, "the connection string signs requests azblob sends")
+
+	start := time.Now()
+	s.Stop()
+	assert.Less(t, time.Since(start), 5*time.Second, "stop is quick")
+	assert.Error(t, s.Dial(), "a stopped server refuses connections")
+	assert.Contains(t, s.Output(), "successfully closed", "Azurite closed gracefully")
+
+	s.Stop() // again: nothing to do
+}
+
+func TestRestartKeepsThePortAndTheData(t *testing.T) {
+	t.Parallel()
+	s := azurite.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := client(t, s).CreateContainer(ctx, "kept", nil)
+	require.NoError(t, err)
+	port := s.Port()
+
+	s.Stop()
+	s.Restart()
+
+	assert.Equal(t, port, s.Port())
+	_, err = client(t, s).ServiceClient().NewContainerClient("kept").GetProperties(ctx, nil)
+	assert.NoError(t, err, "the container made before the stop is still there")
+}
+
+func TestTwoServersRunAtOnceOnDifferentPorts(t *testing.T) {
+	t.Parallel()
+	a, b := azurite.Start(t), azurite.Start(t)
+
+	assert.NotEqual(t, a.Port(), b.Port())
+	answersAsAzurite(t, a)
+	answersAsAzurite(t, b)
+}
+
+func TestOAuthServesHTTPSWithATrustedCertificate(t *testing.T) {
+	t.Parallel()
+	s := azurite.StartWith(t, azurite.Options{OAuth: true})
+
+	assert.True(t, strings.HasPrefix(s.BlobEndpoint(), "https://127.0.0.1:"), s.BlobEndpoint())
+	require.NotNil(t, s.Certificate())
+	answersAsAzurite(t, s)
+
+	_, err := http.Get(s.BlobEndpoint())
+	assert.Error(t, err, "a client that does not trust the certificate is refused")
+}
