@@ -40,8 +40,8 @@ const BinEnv = "AZURITE_BIN"
 // a few seconds; graceful close waits for idle keep-alive connections, which
 // --blobKeepAliveTimeout bounds.
 const (
-	startTimeout = 30 * time.Second
-	stopTimeout  = 10 * time.Second
+	startTimeout = 60 * time.Second
+	stopTimeout  = 15 * time.Second
 )
 
 // Options configure StartWith. The zero value is plain http, shared key only.
@@ -306,10 +306,9 @@ func (s *Server) ConnectionString() string {
 func (s *Server) Certificate() *x509.Certificate { return s.cert }
 
 // Client returns an HTTP client that trusts the server's certificate, if it
-// has one, and keeps no idle connection open, so Stop never waits for one.
+// has one.
 func (s *Server) Client() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DisableKeepAlives = true
 	if s.cert != nil {
 		pool := x509.NewCertPool()
 		pool.AddCert(s.cert)
