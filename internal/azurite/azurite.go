@@ -105,6 +105,8 @@ func StartWith(t testing.TB, o Options) *Server {
 		// Graceful close waits for idle connections: keep them short so Stop
 		// is quick.
 		"--blobKeepAliveTimeout", "1",
+		// The debug log tells when Azurite has finished starting (start).
+		"--debug", filepath.Join(s.dir, "debug.log"),
 	}
 	if o.OAuth {
 		cert, certFile, keyFile, err := writeCertificate(s.dir)
@@ -172,6 +174,11 @@ func (s *Server) start() error {
 		return nil
 	}
 	args := append(append([]string(nil), s.args...), "--blobPort", strconv.Itoa(s.port))
+	debugLog := filepath.Join(s.dir, "debug.log")
+	logged := int64(0) // the debug log's size before this start: a restart appends
+	if fi, err := os.Stat(debugLog); err == nil {
+		logged = fi.Size()
+	}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.SysProcAttr = sysProcAttr()
@@ -202,10 +209,15 @@ func (s *Server) start() error {
 	case port := <-ports:
 		s.port = port
 		s.proc, s.last = p, p
-		// One answered request shows the service serves, and lets Azurite
-		// finish starting: it handles SIGTERM only from a moment after it
-		// says it listens.
-		if err := s.answers(timer.C); err != nil {
+		// Azurite handles SIGTERM, saving its metadata, only from a moment
+		// after it says it listens: once it has logged that telemetry is
+		// off, which it does just before. Until then a SIGTERM kills it, and
+		// what was written is lost to Restart.
+		err := s.answers(timer.C)
+		if err == nil {
+			err = waitForLine(debugLog, logged, "Telemetry", timer.C)
+		}
+		if err != nil {
 			kill(p)
 			s.proc = nil
 			return fmt.Errorf("%w; its output:\n%s", err, out)
@@ -235,6 +247,22 @@ func (s *Server) answers(timeout <-chan time.Time) error {
 		case <-timeout:
 			return fmt.Errorf("azurite-blob listened but did not answer within %s: %w", startTimeout, err)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitForLine waits until the file holds text past offset, or until
+// timeout fires.
+func waitForLine(file string, offset int64, text string, timeout <-chan time.Time) error {
+	for {
+		if data, err := os.ReadFile(file); err == nil && int64(len(data)) > offset &&
+			bytes.Contains(data[offset:], []byte(text)) {
+			return nil
+		}
+		select {
+		case <-timeout:
+			return fmt.Errorf("azurite-blob did not log %q to %s within %s", text, file, startTimeout)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
