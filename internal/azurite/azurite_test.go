@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,61 +37,48 @@ func client(t *testing.T, s *azurite.Server) *azblob.Client {
 	return c
 }
 
-func TestStartServesTheBlobServiceAndStopEndsIt(t *testing.T) {
+func TestStartServesTheBlobServiceStopEndsItAndRestartBringsItBack(t *testing.T) {
 	t.Parallel()
 	s := azurite.Start(t)
 
 	assert.True(t, strings.HasPrefix(s.BlobEndpoint(), "http://127.0.0.1:"), s.BlobEndpoint())
 	assert.True(t, strings.HasSuffix(s.BlobEndpoint(), "/"+azurite.AccountName), s.BlobEndpoint())
 	answersAsAzurite(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := client(t, s).CreateContainer(ctx, "made-with-the-connection-string", nil)
+	_, err := client(t, s).CreateContainer(ctx, "kept", nil)
 	require.NoError(t, err, "the connection string signs requests azblob sends")
+	port := s.Port()
 
 	start := time.Now()
 	s.Stop()
 	assert.Less(t, time.Since(start), 10*time.Second, "stop is quick")
 	assert.Error(t, s.Dial(), "a stopped server refuses connections")
 	assert.Contains(t, s.Output(), "successfully closed", "Azurite closed gracefully")
-
 	s.Stop() // again: nothing to do
-}
 
-func TestRestartKeepsThePortAndTheData(t *testing.T) {
-	t.Parallel()
-	s := azurite.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, err := client(t, s).CreateContainer(ctx, "kept", nil)
-	require.NoError(t, err)
-	port := s.Port()
-
-	s.Stop()
 	s.Restart()
-
-	assert.Equal(t, port, s.Port())
+	assert.Equal(t, port, s.Port(), "the same port")
 	_, err = client(t, s).ServiceClient().NewContainerClient("kept").GetProperties(ctx, nil)
 	assert.NoError(t, err, "the container made before the stop is still there")
+	s.Restart() // again: nothing to do
 }
 
-func TestTwoServersRunAtOnceOnDifferentPorts(t *testing.T) {
+func TestTwoServersRunAtOnceOnDifferentPortsOneWithOAuth(t *testing.T) {
 	t.Parallel()
-	a, b := azurite.Start(t), azurite.Start(t)
+	var plain, oauth *azurite.Server
+	var wg sync.WaitGroup
+	wg.Go(func() { plain = azurite.Start(t) })
+	wg.Go(func() { oauth = azurite.StartWith(t, azurite.Options{OAuth: true}) })
+	wg.Wait()
 
-	assert.NotEqual(t, a.Port(), b.Port())
-	answersAsAzurite(t, a)
-	answersAsAzurite(t, b)
-}
+	assert.NotEqual(t, plain.Port(), oauth.Port())
+	answersAsAzurite(t, plain)
+	answersAsAzurite(t, oauth)
 
-func TestOAuthServesHTTPSWithATrustedCertificate(t *testing.T) {
-	t.Parallel()
-	s := azurite.StartWith(t, azurite.Options{OAuth: true})
-
-	assert.True(t, strings.HasPrefix(s.BlobEndpoint(), "https://127.0.0.1:"), s.BlobEndpoint())
-	require.NotNil(t, s.Certificate())
-	answersAsAzurite(t, s)
-
-	_, err := http.Get(s.BlobEndpoint())
+	assert.True(t, strings.HasPrefix(oauth.BlobEndpoint(), "https://127.0.0.1:"), oauth.BlobEndpoint())
+	require.NotNil(t, oauth.Certificate())
+	assert.Nil(t, plain.Certificate())
+	_, err := http.Get(oauth.BlobEndpoint())
 	assert.Error(t, err, "a client that does not trust the certificate is refused")
 }

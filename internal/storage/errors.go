@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 // Kinds of failure a caller tells apart with errors.Is.
@@ -102,12 +103,8 @@ type transportError struct{ err error }
 func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
 
-// transport marks its transport's errors.
-type transport struct {
-	next interface {
-		Do(*http.Request) (*http.Response, error)
-	}
-}
+// transport marks the errors of the transport it wraps.
+type transport struct{ next policy.Transporter }
 
 func (t transport) Do(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.Do(req)

@@ -140,7 +140,10 @@ func TestExport(t *testing.T) {
 	})
 }
 
-func TestExportWhenStorageStopsMidwayFailsAndLeavesNoBlob(t *testing.T) {
+// TestWhenStorageStops stops Azurite in the middle of an export, as an
+// account that goes away mid-run: the export fails with the facts and
+// nothing becomes visible, and every call fails quickly as unreachable.
+func TestWhenStorageStops(t *testing.T) {
 	t.Parallel()
 	s := azurite.Start(t)
 	c := smallBlocks(openContainer(t, s))
@@ -153,18 +156,58 @@ func TestExportWhenStorageStopsMidwayFailsAndLeavesNoBlob(t *testing.T) {
 	require.NotEmpty(t, e.ids, "blocks were staged before the stop")
 
 	s.Stop()
-	start := time.Now()
-	var writeErr error
-	for ; writeErr == nil && time.Since(start) < 30*time.Second; i++ {
-		writeErr = e.WriteLine(userLine(i))
-	}
-	require.Error(t, writeErr, "a failed block fails the writes that follow")
-	assert.ErrorIs(t, writeErr, ErrUnreachable)
-	assert.Contains(t, writeErr.Error(), "stage block of "+c.Name()+"/users.jsonl.gz: storage unreachable")
-	t.Logf("WriteLine failed %s after the stop: %v", time.Since(start).Round(time.Millisecond), writeErr)
 
-	_, err = e.Commit(testContext(t))
-	assert.ErrorIs(t, err, ErrUnreachable, "commit reports the failed block")
+	t.Run("an export in progress fails at its next block, and its commit too", func(t *testing.T) {
+		start := time.Now()
+		var writeErr error
+		for ; writeErr == nil && time.Since(start) < 30*time.Second; i++ {
+			writeErr = e.WriteLine(userLine(i))
+		}
+		require.Error(t, writeErr, "a failed block fails the writes that follow")
+		assert.ErrorIs(t, writeErr, ErrUnreachable)
+		assert.Contains(t, writeErr.Error(), "stage block of "+c.Name()+"/users.jsonl.gz: storage unreachable")
+		t.Logf("WriteLine failed %s after the stop: %v", time.Since(start).Round(time.Millisecond), writeErr)
+
+		_, err = e.Commit(testContext(t))
+		assert.ErrorIs(t, err, ErrUnreachable, "commit reports the failed block")
+	})
+
+	t.Run("every call fails within seconds as unreachable", func(t *testing.T) {
+		calls := map[string]func() error{
+			"create": func() error { return c.Create(testContext(t)) },
+			"get": func() error {
+				_, _, err := c.Get(testContext(t), "state.json")
+				return err
+			},
+			"put": func() error {
+				_, err := c.Put(testContext(t), "state.json", []byte(`{}`), "")
+				return err
+			},
+			"commit": func() error {
+				e, err := c.NewExport(testContext(t), "other.jsonl.gz")
+				require.NoError(t, err)
+				require.NoError(t, e.WriteLine([]byte(`{"id":"1"}`)))
+				_, err = e.Commit(testContext(t))
+				return err
+			},
+		}
+		for name, call := range calls {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				start := time.Now()
+				err := call()
+				elapsed := time.Since(start)
+
+				require.ErrorIs(t, err, ErrUnreachable)
+				// Four tries 0.2 s, 0.6 s and 1.4 s apart; azblob's default
+				// would take 7 s at least.
+				assert.Less(t, elapsed, 10*time.Second, "bounded retries give up within seconds")
+				assert.Contains(t, err.Error(), "storage unreachable: dial tcp 127.0.0.1:")
+				assert.NotErrorIs(t, err, ErrNotFound)
+				t.Logf("%s failed after %s: %v", name, elapsed.Round(time.Millisecond), err)
+			})
+		}
+	})
 
 	s.Restart()
 	assert.Empty(t, listed(t, c), "nothing became visible")

@@ -2,11 +2,9 @@ package storage
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -36,6 +34,19 @@ func TestContainer(t *testing.T) {
 		assert.Equal(t, http.StatusNotFound, se.StatusCode)
 		assert.Equal(t, "BlobNotFound", se.Code)
 		assert.Contains(t, err.Error(), "get "+c.Name()+"/state.json: storage answered 404 Not Found (BlobNotFound) [request-id ")
+	})
+
+	t.Run("get from a missing container is not ErrNotFound: the container should have been created", func(t *testing.T) {
+		t.Parallel()
+		conn, err := ParseConnection("AzureWebJobsStorage", env(map[string]string{"AzureWebJobsStorage": s.ConnectionString()}), "")
+		require.NoError(t, err)
+		c, err := Open(conn, "never-created", &Options{Transport: s.Client()})
+		require.NoError(t, err)
+		_, _, err = c.Get(testContext(t), "state.json")
+		var se *Error
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, "ContainerNotFound", se.Code)
+		assert.NotErrorIs(t, err, ErrNotFound)
 	})
 
 	t.Run("put creates a blob once; a second create conflicts and overwrites nothing", func(t *testing.T) {
@@ -158,44 +169,4 @@ func TestOpenChecksItsInputs(t *testing.T) {
 
 	_, err = Open(Connection{}, "graphuserstimer", nil)
 	assert.ErrorContains(t, err, "read it with ParseConnection")
-}
-
-func TestStorageStoppedBeforeACallIsUnreachableQuickly(t *testing.T) {
-	t.Parallel()
-	s := azurite.Start(t)
-	c := openContainer(t, s)
-	s.Stop()
-
-	calls := map[string]func() error{
-		"create": func() error { return c.Create(testContext(t)) },
-		"get": func() error {
-			_, _, err := c.Get(testContext(t), "state.json")
-			return err
-		},
-		"put": func() error {
-			_, err := c.Put(testContext(t), "state.json", []byte(`{}`), "")
-			return err
-		},
-		"commit": func() error {
-			e, err := c.NewExport(testContext(t), "users.jsonl.gz")
-			require.NoError(t, err)
-			require.NoError(t, e.WriteLine([]byte(`{"id":"1"}`)))
-			_, err = e.Commit(testContext(t))
-			return err
-		},
-	}
-	for name, call := range calls {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			start := time.Now()
-			err := call()
-			elapsed := time.Since(start)
-
-			require.ErrorIs(t, err, ErrUnreachable)
-			assert.Less(t, elapsed, 10*time.Second, "bounded retries give up within seconds")
-			assert.Contains(t, err.Error(), "storage unreachable: dial tcp 127.0.0.1:")
-			assert.False(t, errors.Is(err, ErrNotFound))
-			t.Logf("%s failed after %s: %v", name, elapsed.Round(time.Millisecond), err)
-		})
-	}
 }
