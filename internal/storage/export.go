@@ -31,11 +31,13 @@ const (
 // BestSpeed 1.7 to 2.8 µs for 56 bytes (6.4 times smaller);
 // DefaultCompression 7 to 9 µs for 45 bytes, four times the CPU for a fifth
 // less; HuffmanOnly about 2 µs for 232 bytes, as costly and barely
-// compressing; NoCompression 0.2 µs for 360 bytes. Against the listing's
-// 2.5 µs a user, BestSpeed adds 0.7 to 1.1 times its CPU, over the 0.5 this
-// package aims at: no level of the standard library's compress/flate meets
-// that and still compresses. The listing is bound by Graph's latency, so
-// the CPU is spent while waiting for pages, not in the run's wall time.
+// compressing; NoCompression 0.2 µs for 360 bytes. Whole exports to Azurite
+// (BenchmarkExport) cost 2.5 µs a user at BestSpeed and 0.7 µs stored.
+// Against the listing's 2.5 µs a user, BestSpeed adds about as much CPU
+// again, over the half this package aims at; only storing uncompressed
+// meets that, for a blob 6.4 times bigger. Compression is kept because the
+// export is a file people download, and the listing waits on Graph most of
+// its time: the CPU is spent while it waits, not added to the run's.
 const gzipLevel = gzip.BestSpeed
 
 // ExportContentType is the Content-Type of an export: the bytes are a gzip
