@@ -59,7 +59,6 @@ type Server struct {
 	dir  string
 	args []string
 	cert *x509.Certificate // nil for plain http
-	opts Options
 
 	mu   sync.Mutex
 	port int  // 0 until the first start has listened
@@ -91,7 +90,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("azurite: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), opts: o}
+	s := &Server{t: t, bin: bin, dir: t.TempDir()}
 	s.args = []string{
 		"--blobHost", "127.0.0.1",
 		"--location", filepath.Join(s.dir, "data"),
@@ -224,7 +223,7 @@ func (s *Server) start() error {
 		}
 		return nil
 	case <-p.exited:
-		return fmt.Errorf("azurite-blob exited before it listened (%v); its output:\n%s", p.err, out)
+		return fmt.Errorf("azurite-blob exited before it listened (%v): it runs on Node.js, 20 or newer for the release make azurite-install installs; its output:\n%s", p.err, out)
 	case <-timer.C:
 		kill(p)
 		return fmt.Errorf("azurite-blob did not listen within %s; its output:\n%s", startTimeout, out)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,11 +65,8 @@ func TestStartServesTheBlobServiceStopEndsItAndRestartBringsItBack(t *testing.T)
 
 func TestTwoServersRunAtOnceOnDifferentPortsOneWithOAuth(t *testing.T) {
 	t.Parallel()
-	var plain, oauth *azurite.Server
-	var wg sync.WaitGroup
-	wg.Go(func() { plain = azurite.Start(t) })
-	wg.Go(func() { oauth = azurite.StartWith(t, azurite.Options{OAuth: true}) })
-	wg.Wait()
+	plain := azurite.Start(t)
+	oauth := azurite.StartWith(t, azurite.Options{OAuth: true})
 
 	assert.NotEqual(t, plain.Port(), oauth.Port())
 	answersAsAzurite(t, plain)
