@@ -61,8 +61,10 @@ type Options struct {
 	// with a 5 s timeout.
 	Transport policy.Transporter
 	// Credential signs in a ManagedIdentity connection: the caller builds an
-	// azidentity.ManagedIdentityCredential for Connection.ClientID, once.
-	// A SharedKey connection ignores it.
+	// azidentity.ManagedIdentityCredential once, for Connection.ClientID,
+	// or with no ID when it is empty (the system-assigned identity). Its
+	// tokens are asked for https://storage.azure.com/.default. A SharedKey
+	// connection ignores it.
 	Credential azcore.TokenCredential
 }
 
