@@ -29,10 +29,11 @@ const (
 // cheapest level that compresses. BenchmarkGzipLevels, on user lines as
 // Graph sends them (2 cores, AMD EPYC, go1.26), measured per user in CPU:
 // BestSpeed 1.7 to 2.8 µs for 56 bytes (6.4 times smaller);
-// DefaultCompression 7 to 9 µs for 45 bytes, four times the CPU for a fifth
-// less; HuffmanOnly about 2 µs for 232 bytes, as costly and barely
-// compressing; NoCompression 0.2 µs for 360 bytes. Whole exports to Azurite
-// (BenchmarkExport) cost 2.5 µs a user at BestSpeed and 0.7 µs stored.
+// DefaultCompression 5 to 9 µs for 45 bytes, three times the CPU for a
+// fifth less; HuffmanOnly 1.7 to 2.1 µs for 232 bytes, as costly and barely
+// compressing; NoCompression 0.1 to 0.2 µs for 360 bytes. Whole exports to
+// Azurite (BenchmarkExport) cost 2.4 to 2.5 µs a user at BestSpeed and
+// 0.7 µs stored. The ranges are runs on a machine shared with other work.
 // Against the listing's 2.5 µs a user, BestSpeed adds about as much CPU
 // again, over the half this package aims at; only storing uncompressed
 // meets that, for a blob 6.4 times bigger. Compression is kept because the
