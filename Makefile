@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 USERS ?= 2500
 
-.PHONY: all build run fake test lint bench fuzz package grant azurite clean
+.PHONY: all build run fake test lint bench fuzz package grant azurite azurite-install clean
 
 all: lint test
 
@@ -21,8 +21,8 @@ run: build
 fake: build
 	bin/fakeazure -users $(USERS)
 
-## test: vet, then every test with the race detector
-test:
+## test: vet, then every test with the race detector; storage tests need Azurite, installed if missing
+test: azurite-install
 	$(GO) vet ./...
 	$(GO) test -race ./...
 
@@ -64,6 +64,9 @@ AZURITE_VERSION ?= 3.35.0
 AZURITE_STAMP   := .azurite/npm/installed-$(AZURITE_VERSION)
 azurite: $(AZURITE_STAMP)
 	.azurite/npm/node_modules/.bin/azurite --silent --location .azurite --skipApiVersionCheck --disableTelemetry
+
+## azurite-install: install Azurite into .azurite/npm once, for the tests that start it (internal/azurite)
+azurite-install: $(AZURITE_STAMP)
 
 $(AZURITE_STAMP):
 	npm install --prefix .azurite/npm --no-save --no-audit --no-fund azurite@$(AZURITE_VERSION)
