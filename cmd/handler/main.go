@@ -21,6 +21,7 @@ import (
 	"graphuserstimer/internal/customhandler"
 	"graphuserstimer/internal/graph"
 	"graphuserstimer/internal/joblog"
+	"graphuserstimer/internal/storage"
 	"graphuserstimer/internal/usersjob"
 )
 
@@ -89,9 +90,18 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
 	job := usersjob.New(client, out, usersjob.Options{
 		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize, Streams: cfg.Parallel},
+		Mode:           usersjob.Mode(cfg.Mode),
 		LogEach:        cfg.LogEach,
+		Export:         cfg.Export,
+		Store:          store,
+		StorageSetting: cfg.Storage.Setting,
+		Function:       app.Function.Name,
 		ClientID:       cfg.ClientID,
 		IdentitySource: identitySource(getenv),
 		RunTimeout:     runTimeout,
@@ -114,6 +124,32 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		log.Info("handler stopped", "reason", cause.Error())
 	}
 	return err
+}
+
+// openStore opens the container of the delta state and the exports, when
+// the settings need one. It sends nothing: the first run that needs it
+// creates the container.
+func openStore(cfg config.Config) (*storage.Container, error) {
+	if cfg.Mode != config.ModeDelta && !cfg.Export {
+		return nil, nil
+	}
+	var o storage.Options
+	if cfg.Storage.Auth == storage.ManagedIdentity {
+		var id azidentity.ManagedIDKind // nil: the system-assigned identity
+		if cfg.Storage.ClientID != "" {
+			id = azidentity.ClientID(cfg.Storage.ClientID)
+		}
+		cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: id})
+		if err != nil {
+			return nil, fmt.Errorf("managed identity for %s: %w", cfg.Storage.Setting, err)
+		}
+		o.Credential = cred
+	}
+	store, err := storage.Open(cfg.Storage, cfg.Container, &o)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", config.Container, err)
+	}
+	return store, nil
 }
 
 // identitySource names where tokens come from, for the start-up line and

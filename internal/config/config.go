@@ -16,6 +16,7 @@ import (
 
 	"graphuserstimer/internal/customhandler"
 	"graphuserstimer/internal/graph"
+	"graphuserstimer/internal/storage"
 )
 
 // Setting names, as they appear in the Function App's application settings.
@@ -28,6 +29,10 @@ const (
 	UsersTop     = "GRAPH_USERS_PAGE_SIZE"
 	UsersLogEach = "GRAPH_USERS_LOG_EACH"
 	Parallel     = "GRAPH_USERS_PARALLEL"
+	Mode         = "GRAPH_USERS_MODE"
+	Storage      = "GRAPH_USERS_STORAGE"
+	Container    = "GRAPH_USERS_CONTAINER"
+	Export       = "GRAPH_USERS_EXPORT"
 	Schedule     = "GRAPH_USERS_SCHEDULE"
 	RunTimeout   = "GRAPH_USERS_RUN_TIMEOUT"
 	LogLevel     = "LOG_LEVEL"
@@ -53,6 +58,18 @@ type Config struct {
 	// Parallel is how many streams may list users at once, 1 to 64; 1 is a
 	// single cursor.
 	Parallel int
+	// Mode is ModeList, a full listing every run, or ModeDelta, a full
+	// listing and then only what changed.
+	Mode string
+	// StorageName names the storage connection, read as the host reads it.
+	StorageName string
+	// Storage is that connection, read when Mode is ModeDelta or Export is
+	// set, which need it; otherwise the zero Connection.
+	Storage storage.Connection
+	// Container is the blob container of the state and the exports.
+	Container string
+	// Export writes each run's users or changes to Blob Storage.
+	Export bool
 	// Schedule is the timer's NCRONTAB expression or TimeSpan; the host reads
 	// it through function.json, the handler only checks it.
 	Schedule string
@@ -182,6 +199,56 @@ var Settings = []Setting{
 		},
 	},
 	{
+		Name: Mode, Default: ModeList,
+		Doc: "`list`: every user, every run. `delta`: every user on the first run, then only what changed, " +
+			"its place kept in Blob Storage. See [Delta mode](#delta-mode)",
+		parse: func(c *Config, v string) error {
+			switch m := strings.ToLower(v); m {
+			case ModeList, ModeDelta:
+				c.Mode = m
+				return nil
+			}
+			return fmt.Errorf("%q is not list or delta", v)
+		},
+	},
+	{
+		Name: Storage, Default: "AzureWebJobsStorage",
+		Doc: "the storage connection for `delta` and exports, read as the host reads it: `<name>` as a connection " +
+			"string (`UseDevelopmentStorage=true` is Azurite), or `<name>__blobServiceUri` or `<name>__accountName` " +
+			"for a managed identity, with `<name>__clientId` (default `AZURE_CLIENT_ID`)",
+		parse: func(c *Config, v string) error {
+			if !settingName.MatchString(v) {
+				return fmt.Errorf("%q is not the name of an app setting", v)
+			}
+			c.StorageName = v
+			return nil
+		},
+	},
+	{
+		Name: Container, Default: "graphuserstimer",
+		Doc: "the blob container of the delta state and the exports; created when missing",
+		parse: func(c *Config, v string) error {
+			if err := storage.CheckContainerName(v); err != nil {
+				return err
+			}
+			c.Container = v
+			return nil
+		},
+	},
+	{
+		Name: Export, Default: "false",
+		Doc: "`true`: write each run's users, or a delta round's changes, to Blob Storage as `.jsonl.gz`. " +
+			"See [Exports](#exports)",
+		parse: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			c.Export = b
+			return nil
+		},
+	},
+	{
 		Name: Schedule, DefaultDoc: "required",
 		Doc: "the timer's 6-field NCRONTAB schedule, such as `0 0 * * * *` (hourly), or a TimeSpan such as `01:00:00`; " +
 			"`function.json` reads it as `%GRAPH_USERS_SCHEDULE%`, so the host cannot index the function without it",
@@ -240,16 +307,34 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
 	}
+	if (c.Mode == ModeDelta || c.Export) && c.StorageName != "" {
+		conn, err := storage.ParseConnection(c.StorageName, getenv, c.ClientID)
+		if err != nil {
+			why := "GRAPH_USERS_EXPORT=true"
+			if c.Mode == ModeDelta {
+				why = "GRAPH_USERS_MODE=delta"
+			}
+			errs = append(errs, fmt.Errorf("%s: %s needs a storage connection: %w", Storage, why, err))
+		}
+		c.Storage = conn
+	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid settings:\n%w", errors.Join(errs...))
 	}
 	return c, nil
 }
 
+// The modes of GRAPH_USERS_MODE.
+const (
+	ModeList  = "list"
+	ModeDelta = "delta"
+)
+
 var (
-	guid     = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-	property = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	levels   = map[string]slog.Level{
+	guid        = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	property    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_:.-]*$`)
+	levels      = map[string]slog.Level{
 		"debug": slog.LevelDebug, "info": slog.LevelInfo,
 		"warn": slog.LevelWarn, "warning": slog.LevelWarn, "error": slog.LevelError,
 	}

@@ -210,6 +210,14 @@ type lister struct {
 	// with observeOnly, users are only seen, never handed over.
 	observe     func(user []byte)
 	observeOnly bool
+	// A delta round's reading hands its changes to these instead: onUser
+	// each change, atPage the start of each attempt at a page (whether the
+	// page is read again), pageDone each page read, with the link the round
+	// carries on from; deltaLink is the link its last page ends with.
+	onUser    func(change, id []byte) error
+	atPage    func(again bool)
+	pageDone  func(link string) error
+	deltaLink string
 	// pages counts this reading's pages, of which counted are in the
 	// totals; users and duplicates are what it has not yet added to them.
 	pages, users, duplicates int
@@ -272,7 +280,17 @@ func (l *lister) run(ctx context.Context) (err error) {
 			return fmt.Errorf("list users %s: %w", l.where(), err)
 		}
 		l.pages++
-		l.ls.sink.Page(l.stream, l.addUp())
+		if l.pageDone != nil {
+			next := link
+			if next == "" {
+				next = l.deltaLink
+			}
+			if err := l.pageDone(next); err != nil {
+				return err
+			}
+		} else {
+			l.ls.sink.Page(l.stream, l.addUp())
+		}
 		pageURL = link
 		if l.firstPageOnly {
 			l.more = link
@@ -419,6 +437,11 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 		return "", l.refused(resp)
 	}
 
+	user, delta := l.emit, func(string) {}
+	if l.onUser != nil {
+		user, delta = l.onUser, func(s string) { l.deltaLink = s }
+		l.atPage(l.again != nil)
+	}
 	err = l.reader.decode(resp.Body, pageHandler{
 		link: func(s string, beforeValue bool) {
 			link = s
@@ -430,7 +453,8 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 				*next = l.fetchAhead(ctx, s)
 			}
 		},
-		user: l.emit,
+		user:  user,
+		delta: delta,
 	})
 	resp.Body.Close()
 	if err == nil {

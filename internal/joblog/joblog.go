@@ -123,30 +123,22 @@ func (ow *ObjectWriter) Write(obj []byte) error {
 	if ow.err != nil {
 		return ow.err
 	}
-	if len(obj) < 2 || obj[0] != '{' {
-		return fmt.Errorf("log line: %.40q is not a JSON object", obj)
-	}
-	if bytes.IndexByte(obj, '\n') >= 0 || bytes.IndexByte(obj, '\r') >= 0 {
-		// Whitespace between tokens is all a newline can be in valid JSON:
-		// compact it away so the line stays one line.
-		var c bytes.Buffer
-		if err := json.Compact(&c, obj); err != nil {
-			return fmt.Errorf("log line: %w", err)
-		}
-		obj = c.Bytes()
-	}
 	b := append(ow.buf, `{"time":"`...)
 	b = time.Now().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"info","msg":`...)
 	b = append(b, ow.msg...)
-	inner := bytes.TrimLeft(obj[1:], " \t")
-	if len(inner) > 0 && inner[0] != '}' {
-		b = append(b, ',')
+	at := len(b)
+	b, err := AppendLine(b, obj)
+	if err != nil {
+		ow.buf = b[:0]
+		return fmt.Errorf("log line: %w", err)
 	}
-	if hasNonASCII(inner) {
-		b = appendValidUTF8(b, inner)
+	// The object's members follow msg: its brace goes, a comma comes,
+	// unless it has no member.
+	if rest := bytes.TrimLeft(b[at+1:], " \t"); len(rest) > 0 && rest[0] == '}' {
+		b = append(b[:at], '}')
 	} else {
-		b = append(b, inner...)
+		b[at] = ','
 	}
 	b = append(b, '\n')
 	ow.buf = b
@@ -154,6 +146,29 @@ func (ow *ObjectWriter) Write(obj []byte) error {
 		return ow.Flush()
 	}
 	return nil
+}
+
+// AppendLine appends obj, a valid JSON object, to dst as one line of valid
+// UTF-8 JSON: compacted when it holds a newline, with invalid UTF-8 written
+// \ufffd and U+2028 and U+2029 escaped, as log/slog and encoding/json write
+// them. The job's log lines and its exports carry users this way.
+func AppendLine(dst, obj []byte) ([]byte, error) {
+	if len(obj) < 2 || obj[0] != '{' {
+		return dst, fmt.Errorf("%.40q is not a JSON object", obj)
+	}
+	if bytes.IndexByte(obj, '\n') >= 0 || bytes.IndexByte(obj, '\r') >= 0 {
+		// Whitespace between tokens is all a newline can be in valid JSON:
+		// compact it away so the line stays one line.
+		var c bytes.Buffer
+		if err := json.Compact(&c, obj); err != nil {
+			return dst, err
+		}
+		obj = c.Bytes()
+	}
+	if hasNonASCII(obj) {
+		return appendValidUTF8(dst, obj), nil
+	}
+	return append(dst, obj...), nil
 }
 
 // hasNonASCII reports whether b holds a byte of 0x80 or more. Most Graph

@@ -83,7 +83,7 @@ func Open(conn Connection, name string, o *Options) (*Container, error) {
 	if o == nil {
 		o = &Options{}
 	}
-	if err := checkContainerName(name); err != nil {
+	if err := CheckContainerName(name); err != nil {
 		return nil, err
 	}
 	if conn.Endpoint == "" {
@@ -136,9 +136,9 @@ func defaultClient() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// checkContainerName applies Blob Storage's rules for container names, so
-// a bad GRAPH_USERS_CONTAINER fails before any request.
-func checkContainerName(name string) error {
+// CheckContainerName applies Blob Storage's rules for container names, so
+// a bad container name fails before any request.
+func CheckContainerName(name string) error {
 	bad := len(name) < 3 || len(name) > 63 || strings.Contains(name, "--") ||
 		name[0] == '-' || name[len(name)-1] == '-'
 	for _, r := range name {

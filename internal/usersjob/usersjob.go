@@ -1,5 +1,7 @@
 // Package usersjob is one run of the job: list every user of the tenant
-// through Graph, log each one, and sum up.
+// through Graph, or, in delta mode, only what changed since the last run;
+// log each one, export them to Blob Storage when asked, and sum up. When a
+// run fails, it says what to do next.
 package usersjob
 
 import (
@@ -13,24 +15,52 @@ import (
 
 	"graphuserstimer/internal/graph"
 	"graphuserstimer/internal/joblog"
+	"graphuserstimer/internal/storage"
+)
+
+// Mode is what a run lists.
+type Mode string
+
+const (
+	// List lists every user, every run.
+	List Mode = "list"
+	// Delta lists every user once, then only the changes since the run
+	// before, keeping its place in Blob Storage.
+	Delta Mode = "delta"
 )
 
 // Options configures a Job.
 type Options struct {
-	// Query says which users to list and their page size.
+	// Query says which users to list, their page size and how many
+	// streams may list them.
 	Query graph.Query
-	// LogEach gives every user a log line of its own.
+	// Mode is List or Delta; empty means List.
+	Mode Mode
+	// LogEach gives every user, or every change, a log line of its own.
 	LogEach bool
+	// Export writes each run's users, or a delta round's changes, to Store.
+	Export bool
+	// Store is the container of the delta state and the exports: required
+	// by Delta and Export.
+	Store *storage.Container
+	// StorageSetting names the storage connection in error messages.
+	StorageSetting string
+	// Function names the timer function: its delta state is the blob
+	// state/<Function>.json.
+	Function string
 	// ClientID names the managed identity in error messages.
 	ClientID string
 	// IdentitySource names where tokens come from, in error messages.
 	IdentitySource string
 	// RunTimeout, when not zero, bounds each run: it stops, says how far it
-	// got and fails before the host's functionTimeout kills the process.
+	// got and fails (a delta round: keeps its place and succeeds) before
+	// the host's functionTimeout kills the process.
 	RunTimeout time.Duration
 	// ProgressEvery is how many pages go between progress lines; zero means
 	// DefaultProgressEvery.
 	ProgressEvery int
+	// Now tells the time; nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultProgressEvery is how many pages go between progress lines, so that a
@@ -44,99 +74,84 @@ type Job struct {
 	out    *joblog.Output
 	log    *slog.Logger
 	opts   Options
+
+	created bool // the container is known to exist
 }
 
 // New returns a Job that lists users through client and logs to out.
 func New(client *graph.Client, out *joblog.Output, opts Options) *Job {
+	if opts.Mode == "" {
+		opts.Mode = List
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	return &Job{client: client, out: out, log: out.Logger(), opts: opts}
 }
 
-// Run lists every user once. It returns the lines for the invocation
-// response: the warnings and a summary; on failure, how far it got.
+// Run does one run. It returns the lines for the invocation response: the
+// warnings and a summary; on failure, how far it got.
 func (j *Job) Run(ctx context.Context) ([]string, error) {
-	start := time.Now()
+	r := &run{job: j, start: j.opts.Now().UTC()}
+	r.ctx, r.cancel = context.WithCancel(ctx)
 	if j.opts.RunTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, j.opts.RunTimeout)
-		defer cancel()
+		r.ctx, r.cancel = context.WithTimeout(ctx, j.opts.RunTimeout)
 	}
-	var (
-		mu   sync.Mutex
-		logs []string
-	)
-	sink := graph.Sink{
-		User: func(int, []byte) error { return nil },
-		Warn: func(msg string) {
-			j.log.Warn(msg)
-			mu.Lock()
-			logs = append(logs, msg)
-			mu.Unlock()
-		},
-	}
-	// Each stream gathers its user lines in a writer of its own, which
-	// writes them whole: lines of different streams never interleave.
-	var users []*joblog.ObjectWriter
-	if j.opts.LogEach {
-		users = make([]*joblog.ObjectWriter, max(1, j.opts.Query.Streams))
-		for i := range users {
-			users[i] = j.out.Objects("user")
-		}
-		sink.User = func(stream int, user []byte) error { return users[stream].Write(user) }
-	}
-	every := j.opts.ProgressEvery
-	if every <= 0 {
-		every = DefaultProgressEvery
-	}
-	sink.Page = func(stream int, st graph.Stats) {
-		if users != nil {
-			// A write error surfaces from the next Write or the last Flush.
-			_ = users[stream].Flush()
-		}
-		if st.Pages%every == 0 {
-			elapsed := time.Since(start)
-			j.log.Info("progress", "users", st.Users, "pages", st.Pages,
-				"users_per_s", int(float64(st.Users)/max(elapsed.Seconds(), 1e-3)),
-				"retries", st.Retries, "throttled", st.Throttled)
+	defer r.cancel()
+	var err error
+	if j.opts.Mode == Delta {
+		err = j.runDelta(r)
+	} else {
+		err = j.prepareStore(r)
+		if err == nil {
+			_, err = j.listAll(r, "full")
 		}
 	}
+	return r.logs, err
+}
 
-	st, err := j.client.ListUsers(ctx, j.opts.Query, sink)
-	for _, w := range users {
-		if ferr := w.Flush(); err == nil && ferr != nil {
-			err = fmt.Errorf("write user lines: %w", ferr)
-		}
+// run is one run's state: its context, when it began, and the lines for
+// the invocation response.
+type run struct {
+	job    *Job
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  time.Time
+
+	mu   sync.Mutex
+	logs []string
+}
+
+// warn logs a warning on stderr and keeps it for the response. Safe for
+// concurrent use, as streams warn.
+func (r *run) warn(msg string) {
+	r.job.log.Warn(msg)
+	r.mu.Lock()
+	r.logs = append(r.logs, msg)
+	r.mu.Unlock()
+}
+
+// note keeps a line for the response.
+func (r *run) note(msg string) {
+	r.mu.Lock()
+	r.logs = append(r.logs, msg)
+	r.mu.Unlock()
+}
+
+// elapsed is how long the run has taken.
+func (r *run) elapsed() time.Duration { return r.job.opts.Now().Sub(r.start) }
+
+// prepareStore makes sure the container exists when the run needs it,
+// before Graph is asked anything: a storage failure known now fails now.
+func (j *Job) prepareStore(r *run) error {
+	if j.created || j.opts.Store == nil || (j.opts.Mode != Delta && !j.opts.Export) {
+		return nil
 	}
-	elapsed := time.Since(start)
-	if err != nil {
-		return logs, fmt.Errorf("stopped after %s in %s (%d retries, %d throttled): %w",
-			progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, j.advise(ctx, err, st))
+	if err := j.opts.Store.Create(r.ctx); err != nil {
+		return j.advise(r.ctx, err, graph.Stats{})
 	}
-	attrs := []any{
-		"users", st.Users,
-		"pages", st.Pages,
-		"duration_ms", elapsed.Milliseconds(),
-		"retries", st.Retries,
-		"throttled", st.Throttled,
-		"restarts", st.Restarts,
-		"duplicates", st.Duplicates,
-		"streams", st.Streams,
-	}
-	if st.Counted {
-		attrs = append(attrs, "expected", st.Expected)
-	}
-	j.out.Results().Info("users listed", attrs...)
-	summary := fmt.Sprintf("Listed %s in %s (%d retries, %d throttled responses, %d restarts",
-		progress(st), elapsed.Round(time.Millisecond), st.Retries, st.Throttled, st.Restarts)
-	if st.Streams > 1 {
-		summary += fmt.Sprintf(", %d streams", st.Streams)
-	}
-	if st.Counted {
-		summary += fmt.Sprintf(", Graph counts %d", st.Expected)
-	}
-	if st.Duplicates > 0 {
-		summary += fmt.Sprintf(", %d users Graph sent twice logged once", st.Duplicates)
-	}
-	return append(logs, summary+")."), nil
+	j.created = true
+	return nil
 }
 
 // progress says how many users on how many pages.
@@ -152,8 +167,8 @@ func plural(n int, noun string) string {
 }
 
 // advise adds to err what to do next, where the job knows: every hint the
-// job gives is here, from the facts the graph package reports and how far
-// the run got (st).
+// job gives is here, from the facts the graph and storage packages report
+// and how far the run got (st).
 func (j *Job) advise(ctx context.Context, err error, st graph.Stats) error {
 	switch {
 	case j.opts.RunTimeout > 0 && errors.Is(err, context.DeadlineExceeded):
@@ -164,6 +179,9 @@ func (j *Job) advise(ctx context.Context, err error, st graph.Stats) error {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w: %w", cause, err)
 		}
+	}
+	if se, ok := errors.AsType[*storage.Error](err); ok {
+		return j.adviseStorage(err, se)
 	}
 	if te, ok := errors.AsType[*graph.TokenError](err); ok {
 		switch {
@@ -202,6 +220,25 @@ func (j *Job) advise(ctx context.Context, err error, st graph.Stats) error {
 			"as the parallel streams send it, set GRAPH_USERS_PARALLEL=1 to list with one cursor", err)
 	case re.Code == graph.CodeExpiredPageToken:
 		return fmt.Errorf("%w: the page token expired before the next page was read, again after every restart", err)
+	}
+	return err
+}
+
+// adviseStorage says what to do about a failed storage operation.
+func (j *Job) adviseStorage(err error, se *storage.Error) error {
+	switch {
+	case errors.Is(se, storage.ErrForbidden):
+		return fmt.Errorf("%w: give the identity the job signs in to storage with the role Storage Blob Data "+
+			"Contributor on the container %s or its storage account (README, \"Delta mode\"), or check %s "+
+			"(GRAPH_USERS_STORAGE names it)", err, se.Container, j.opts.StorageSetting)
+	case errors.Is(se, storage.ErrUnreachable):
+		return fmt.Errorf("%w: the storage account did not answer: check %s (GRAPH_USERS_STORAGE names it) "+
+			"and that the account allows this Function App's network", err, j.opts.StorageSetting)
+	case errors.Is(se, storage.ErrConflict):
+		return fmt.Errorf("%w: someone else wrote it since this run read it, such as a second Function App with "+
+			"the same storage and GRAPH_USERS_CONTAINER; nothing was overwritten, and the next run reads it afresh", err)
+	case se.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("%w: storage refused the job's credentials: check %s (GRAPH_USERS_STORAGE names it)", err, j.opts.StorageSetting)
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package usersjob_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"log/slog"
@@ -35,7 +36,15 @@ func TestRunWithoutUserLinesLogsTheSummaryAlone(t *testing.T) {
 	logs, err := job.Run(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 1, strings.Count(stdout.String(), "\n"), "one line: %s", stdout.String())
-	assert.Contains(t, stdout.String(), `"msg":"users listed","users":450,"pages":5`)
+	var summary struct {
+		Msg, Mode    string
+		Users, Pages int
+	}
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &summary))
+	assert.Equal(t, "users listed", summary.Msg)
+	assert.Equal(t, "full", summary.Mode)
+	assert.Equal(t, 450, summary.Users)
+	assert.Equal(t, 5, summary.Pages)
 	assert.NotContains(t, stdout.String(), `"msg":"user"`)
 	assert.Empty(t, stderr.String())
 	require.Len(t, logs, 1)

@@ -1,0 +1,197 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// A delta round follows GET /v1.0/users/delta from a deltaLink to the next:
+// every user changed since the link was issued, once or more, as Graph sends
+// them. It cannot be split: delta's $filter takes only ids. It is read with
+// the same lister as a listing (fetch-ahead, retries, re-reads, origin
+// checks), but its changes are handed over as they come, a user changed
+// twice twice, since the later change is the newer.
+
+// DeltaStats counts what a delta round did.
+type DeltaStats struct {
+	// Changed is how many changes were a new or updated user.
+	Changed int
+	// Removed is how many changes were a removed user.
+	Removed int
+	// Pages is how many pages were read to the end.
+	Pages int
+	// Retries is how many requests or pages were tried again.
+	Retries int
+	// Throttled is how many responses were 429, 503 or 504.
+	Throttled int
+}
+
+// Change is one change of a delta round.
+type Change struct {
+	// JSON is the change's object as Graph sent it: a user's id and the
+	// properties Graph sent, or its id and @removed. It is only valid
+	// during the call.
+	JSON []byte
+	// ID is the user's id.
+	ID string
+	// Removed is "" for a new or updated user; for a removed one, why:
+	// "changed" (deleted, and restorable for 30 days) or "deleted" (gone
+	// for good).
+	Removed string
+}
+
+// DeltaSink receives a round's changes. Change is required.
+type DeltaSink struct {
+	// Change receives each change, in Graph's order. An error ends the
+	// round.
+	Change func(Change) error
+	// Page receives, after each page's changes were handed over, the link
+	// the round carries on from: the next page's, or, after the last page,
+	// the round's new deltaLink (last is then true). Keeping it is keeping
+	// the round's place: a round that stops carries on from there, and at
+	// worst repeats one page. An error ends the round.
+	Page func(link string, last bool, st DeltaStats) error
+	// Warn receives a line for each retry, as it happens.
+	Warn func(msg string)
+}
+
+// DeltaExpiredError is a deltaLink, or a nextLink of its round, that Graph no
+// longer knows: a link lives for 7 days for directory objects. The way out
+// is a full listing and a new link.
+type DeltaExpiredError struct {
+	// Response is Graph's answer: 410, or 400 with syncStateNotFound.
+	Response *ResponseError
+}
+
+func (e *DeltaExpiredError) Error() string {
+	return "the delta link has expired: " + e.Response.Error()
+}
+
+func (e *DeltaExpiredError) Unwrap() error { return e.Response }
+
+// DeltaLatest returns a deltaLink to now for the users' properties sel:
+// GET /v1.0/users/delta?$select=…&$deltatoken=latest, which hands over no
+// user. A round from it reports what changes from now on.
+func (c *Client) DeltaLatest(ctx context.Context, sel []string) (string, error) {
+	link := ""
+	_, err := c.delta(ctx, c.ep.URL("/v1.0/users/delta", "$select", strings.Join(sel, ","), "$deltatoken", "latest"), DeltaSink{
+		Change: func(Change) error {
+			return errors.New("graph sent a change for $deltatoken=latest, which asks for none")
+		},
+		Page: func(l string, last bool, _ DeltaStats) error {
+			if last {
+				link = l
+			}
+			return nil
+		},
+	}, nil)
+	return link, err
+}
+
+// Delta follows a round from link, a deltaLink or a nextLink of a round
+// that stopped, to its new deltaLink, with Prefer: return=minimal: an
+// updated user carries only the properties that changed.
+func (c *Client) Delta(ctx context.Context, link string, sink DeltaSink) (DeltaStats, error) {
+	return c.delta(ctx, link, sink, http.Header{"Prefer": {"return=minimal"}})
+}
+
+// delta reads a round from first.
+func (c *Client) delta(ctx context.Context, first string, sink DeltaSink, header http.Header) (DeltaStats, error) {
+	if sink.Warn == nil {
+		sink.Warn = func(string) {}
+	}
+	if sink.Page == nil {
+		sink.Page = func(string, bool, DeltaStats) error { return nil }
+	}
+	ls := &listing{c: c, sink: Sink{Warn: sink.Warn}, seen: newIDSet()}
+	defer ls.seen.close()
+	r := &deltaRound{sink: sink}
+	l := ls.newLister(0, "delta round", first)
+	l.header = header
+	l.onUser, l.atPage, l.pageDone = r.change, r.atPage, func(link string) error {
+		if link == "" {
+			return fmt.Errorf("delta %s: %w", l.where(), &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
+		}
+		r.st.Pages = l.pages
+		return sink.Page(link, link == l.deltaLink, r.stats(ls))
+	}
+	err := l.run(ctx)
+	st := r.stats(ls)
+	if re, ok := errors.AsType[*ResponseError](err); ok && expiredLink(re) {
+		return st, &DeltaExpiredError{Response: re}
+	}
+	return st, err
+}
+
+// expiredLink reports whether Graph answered that a delta link has expired.
+func expiredLink(re *ResponseError) bool {
+	return re.StatusCode == http.StatusGone ||
+		re.StatusCode == http.StatusBadRequest && strings.EqualFold(re.Code, "syncStateNotFound")
+}
+
+// deltaRound is a round's state between its pages.
+type deltaRound struct {
+	sink DeltaSink
+	st   DeltaStats
+	// handed is how many changes of the current page were handed over;
+	// at how many this attempt at it is. A page read again after it broke
+	// off skips the changes handed over before, by position: a user may
+	// come twice on one page, and the second is the newer.
+	handed, at int
+}
+
+// atPage starts an attempt at a page: a new one, or the same again.
+func (r *deltaRound) atPage(again bool) {
+	if !again {
+		r.handed = 0
+	}
+	r.at = 0
+}
+
+// change hands one change over, unless an earlier attempt at this page did.
+func (r *deltaRound) change(obj, id []byte) error {
+	r.at++
+	if r.at <= r.handed {
+		return nil
+	}
+	c := Change{JSON: obj, ID: string(id)}
+	if bytes.Contains(obj, []byte(`"@removed"`)) {
+		var v struct {
+			Removed *struct {
+				Reason string `json:"reason"`
+			} `json:"@removed"`
+		}
+		if err := json.Unmarshal(obj, &v); err == nil && v.Removed != nil {
+			c.Removed = v.Removed.Reason
+			if c.Removed == "" {
+				c.Removed = "unknown"
+			}
+		}
+	}
+	if c.ID == "" {
+		return fmt.Errorf("a delta change without an id: %.80s", obj)
+	}
+	if err := r.sink.Change(c); err != nil {
+		return err
+	}
+	r.handed++
+	if c.Removed != "" {
+		r.st.Removed++
+	} else {
+		r.st.Changed++
+	}
+	return nil
+}
+
+// stats is the round's counts, with the listing's retries and throttling.
+func (r *deltaRound) stats(ls *listing) DeltaStats {
+	st := ls.tally.snapshot()
+	out := r.st
+	out.Retries, out.Throttled = st.Retries, st.Throttled
+	return out
+}

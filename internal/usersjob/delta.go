@@ -1,0 +1,223 @@
+package usersjob
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"graphuserstimer/internal/graph"
+	"graphuserstimer/internal/joblog"
+	"graphuserstimer/internal/storage"
+)
+
+// saveTimeout is how long a run whose deadline has come may still take to
+// keep its place: commit its export and write its state. The run timeout
+// leaves 30 s before the host's functionTimeout.
+const saveTimeout = 15 * time.Second
+
+// afterRun is a context for keeping the run's place: the run's own while it
+// lasts, then one of saveTimeout.
+func afterRun(r *run) (context.Context, context.CancelFunc) {
+	if r.ctx.Err() == nil {
+		return context.WithCancel(r.ctx)
+	}
+	return context.WithTimeout(context.WithoutCancel(r.ctx), saveTimeout)
+}
+
+// runDelta does a delta mode run: a full listing when there is no state yet
+// or its link has expired, a round of changes from the saved link
+// otherwise. Storage is read before Graph is asked anything.
+func (j *Job) runDelta(r *run) error {
+	if err := j.prepareStore(r); err != nil {
+		return err
+	}
+	blob := &stateBlob{store: j.opts.Store, name: stateName(j.opts.Function)}
+	st, found, err := blob.read(r.ctx)
+	if err != nil {
+		return fmt.Errorf("read the delta state: %w", j.advise(r.ctx, err, graph.Stats{}))
+	}
+	switch age := r.start.Sub(st.LinkSince); {
+	case !found:
+		return j.fullListing(r, blob)
+	case age > linkLifetime:
+		r.warn(fmt.Sprintf("warning: the saved delta link is %s old, older than the 7 days Graph keeps one: listing every user again",
+			age.Round(time.Hour)))
+		return j.fullListing(r, blob)
+	}
+	from := st.Link
+	if st.ExportFrom != "" && j.opts.Export {
+		r.warn("warning: the last delta round stopped before its export was saved: reading its changes again " +
+			"from where that export began, so that each lands in an export")
+		from = st.ExportFrom
+	}
+	err = j.round(r, blob, st, from)
+	if expired, ok := errors.AsType[*graph.DeltaExpiredError](err); ok {
+		r.warn(fmt.Sprintf("warning: Graph no longer knows the saved delta link (%v): listing every user again", expired.Response))
+		return j.fullListing(r, blob)
+	}
+	return err
+}
+
+// fullListing lists every user, as list mode does, after taking a delta
+// link to now, and saves that link once the listing is done: what changes
+// while it runs comes in the next round, where logging it again does no
+// harm. A listing that fails saves nothing.
+func (j *Job) fullListing(r *run, blob *stateBlob) error {
+	link, err := j.client.DeltaLatest(r.ctx, j.opts.Query.Select)
+	if err != nil {
+		return fmt.Errorf("get a delta link before the full listing: %w", j.advise(r.ctx, err, graph.Stats{}))
+	}
+	stats, err := j.listAll(r, "full")
+	if err != nil {
+		return err
+	}
+	st := state{
+		Link:          link,
+		LinkSince:     r.start,
+		FullListingAt: r.start,
+		Last:          stateRun{At: j.opts.Now().UTC(), Mode: "full", Users: stats.Users, Pages: stats.Pages},
+	}
+	if err := blob.write(r.ctx, st); err != nil {
+		return fmt.Errorf("listed every user, then could not save the delta state: %w", j.advise(r.ctx, err, stats))
+	}
+	return nil
+}
+
+// round follows one round of changes from the link from, logging and
+// exporting each, and keeps its place in the state after every page whose
+// lines are written. A round that reaches the run's deadline keeps its
+// place, commits what it exported and succeeds with a warning.
+func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
+	var exp *export
+	if j.opts.Export {
+		var err error
+		if exp, err = j.newExport(r, "changes"); err != nil {
+			return err
+		}
+		defer exp.abort()
+	}
+	var changed, removed *joblog.ObjectWriter
+	if j.opts.LogEach {
+		changed, removed = j.out.Objects("user changed"), j.out.Objects("user removed")
+	}
+	flush := func() error {
+		if changed == nil {
+			return nil
+		}
+		if err := changed.Flush(); err != nil {
+			return fmt.Errorf("write change lines: %w", err)
+		}
+		if err := removed.Flush(); err != nil {
+			return fmt.Errorf("write change lines: %w", err)
+		}
+		return nil
+	}
+
+	next := prev
+	next.ExportFrom = ""
+	if exp != nil {
+		// Until its export is committed, a failed run carries on from
+		// where the export began.
+		next.ExportFrom = from
+	}
+	sink := graph.DeltaSink{
+		Change: func(c graph.Change) error {
+			if changed != nil {
+				var err error
+				if c.Removed != "" {
+					line, _ := json.Marshal(struct {
+						ID     string `json:"id"`
+						Reason string `json:"reason"`
+					}{c.ID, c.Removed})
+					err = removed.Write(line)
+				} else {
+					err = changed.Write(c.JSON)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if exp != nil {
+				return exp.write(c.JSON)
+			}
+			return nil
+		},
+		Page: func(link string, last bool, st graph.DeltaStats) error {
+			// The lines first, then the place: a change is logged once, and
+			// a crash repeats one page at most.
+			if err := flush(); err != nil {
+				return err
+			}
+			next.Link = link
+			if last {
+				next.LinkSince = j.opts.Now().UTC()
+			}
+			next.Last = stateRun{At: j.opts.Now().UTC(), Mode: "delta", Changed: st.Changed, Removed: st.Removed, Pages: st.Pages}
+			if err := blob.write(r.ctx, next); err != nil {
+				return fmt.Errorf("save the delta state: %w", err)
+			}
+			return nil
+		},
+		Warn: r.warn,
+	}
+	st, err := j.client.Delta(r.ctx, from, sink)
+	if ferr := flush(); err == nil && ferr != nil {
+		err = ferr
+	}
+	stopped := err != nil && j.opts.RunTimeout > 0 && errors.Is(r.ctx.Err(), context.DeadlineExceeded) &&
+		!errors.Is(err, storage.ErrConflict)
+	if _, expired := errors.AsType[*graph.DeltaExpiredError](err); expired {
+		return err
+	}
+	if err != nil && !stopped {
+		return fmt.Errorf("stopped after %d changes on %s in %s (%d retries, %d throttled): %w",
+			st.Changed+st.Removed, plural(st.Pages, "page"), r.elapsed().Round(time.Millisecond), st.Retries, st.Throttled,
+			j.advise(r.ctx, err, graph.Stats{Pages: st.Pages}))
+	}
+
+	var saved storage.Committed
+	if exp != nil || stopped {
+		if exp != nil {
+			if saved, err = exp.commit(r); err != nil {
+				return fmt.Errorf("listed %d changes, then could not save their export: %w", st.Changed+st.Removed, err)
+			}
+		}
+		next.ExportFrom = ""
+		next.Last.Stopped = stopped
+		ctx, cancel := afterRun(r)
+		defer cancel()
+		if err := blob.write(ctx, next); err != nil {
+			return fmt.Errorf("save the delta state: %w", j.advise(ctx, err, graph.Stats{Pages: st.Pages}))
+		}
+	}
+	if stopped {
+		r.warn(fmt.Sprintf("warning: the delta round reached the run's deadline of %s after %s: its place is saved, "+
+			"and the next run carries on from there", j.opts.RunTimeout, plural(st.Pages, "page")))
+	}
+
+	attrs := []any{
+		"mode", "delta",
+		"changed", st.Changed,
+		"removed", st.Removed,
+		"pages", st.Pages,
+		"duration_ms", r.elapsed().Milliseconds(),
+		"retries", st.Retries,
+		"throttled", st.Throttled,
+	}
+	if stopped {
+		attrs = append(attrs, "stopped", true)
+	}
+	if exp != nil {
+		attrs = append(attrs, "export", saved.Name, "export_bytes", saved.Bytes)
+	}
+	j.out.Results().Info("changes listed", attrs...)
+	summary := fmt.Sprintf("Listed %d changes (%d new or updated users, %d removed) on %s in %s (%d retries, %d throttled responses).",
+		st.Changed+st.Removed, st.Changed, st.Removed, plural(st.Pages, "page"), r.elapsed().Round(time.Millisecond), st.Retries, st.Throttled)
+	if exp != nil {
+		summary += fmt.Sprintf(" Exported to %s/%s (%d bytes).", j.opts.Store.Name(), saved.Name, saved.Bytes)
+	}
+	r.note(summary)
+	return nil
+}

@@ -1,0 +1,113 @@
+package usersjob
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"graphuserstimer/internal/storage"
+)
+
+// linkLifetime is how long Graph keeps a delta link for directory objects.
+// A link older than that is not tried: the round starts with a full
+// listing.
+const linkLifetime = 7 * 24 * time.Hour
+
+// state is where delta mode stands, kept in one small JSON blob of the
+// container, state/<function>.json, written with conditions so that two
+// writers never overwrite each other.
+type state struct {
+	// Version is the blob's format.
+	Version int `json:"version"`
+	// Link is where the next round begins: a deltaLink, or the nextLink
+	// of a round that stopped at its deadline.
+	Link string `json:"link"`
+	// LinkSince is when the deltaLink that Link comes from was issued:
+	// Graph keeps it 7 days.
+	LinkSince time.Time `json:"linkSince"`
+	// ExportFrom, when set, is where the round whose export is not yet
+	// committed began: a run that fails before it commits carries on from
+	// there, so that every change lands in an export.
+	ExportFrom string `json:"exportFrom,omitempty"`
+	// FullListingAt is when the last full listing began.
+	FullListingAt time.Time `json:"fullListingAt"`
+	// Last sums up the last run that moved the state on.
+	Last stateRun `json:"last"`
+}
+
+// stateRun sums up a run in the state.
+type stateRun struct {
+	At      time.Time `json:"at"`
+	Mode    string    `json:"mode"`
+	Users   int       `json:"users,omitempty"`
+	Changed int       `json:"changed,omitempty"`
+	Removed int       `json:"removed,omitempty"`
+	Pages   int       `json:"pages"`
+	// Stopped says the round stopped at its deadline, to go on next run.
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// stateVersion is the state blob's format.
+const stateVersion = 1
+
+// stateBlob keeps the state blob's content and ETag.
+type stateBlob struct {
+	store *storage.Container
+	name  string
+	etag  azcore.ETag // "" until the blob exists
+}
+
+// stateName is the blob of fn's state.
+func stateName(fn string) string { return "state/" + fn + ".json" }
+
+// read reads the state; found is false when there is none yet.
+func (b *stateBlob) read(ctx context.Context) (st state, found bool, err error) {
+	data, etag, err := b.store.Get(ctx, b.name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return state{}, false, nil
+	}
+	if err != nil {
+		return state{}, false, err
+	}
+	if err := json.Unmarshal(data, &st); err != nil || st.Version != stateVersion || st.Link == "" {
+		why := "it holds no link"
+		switch {
+		case err != nil:
+			why = err.Error()
+		case st.Version != stateVersion:
+			why = fmt.Sprintf("its version is %d, not %d", st.Version, stateVersion)
+		}
+		return state{}, false, &corruptStateError{container: b.store.Name(), blob: b.name, why: why}
+	}
+	b.etag = etag
+	return st, true, nil
+}
+
+// write writes the state: created if it was not there, replaced only if no
+// one wrote it since this run read or wrote it.
+func (b *stateBlob) write(ctx context.Context, st state) error {
+	st.Version = stateVersion
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode the state: %w", err)
+	}
+	etag, err := b.store.Put(ctx, b.name, data, b.etag)
+	if err != nil {
+		return err
+	}
+	b.etag = etag
+	return nil
+}
+
+// corruptStateError is a state blob the job cannot read.
+type corruptStateError struct{ container, blob, why string }
+
+func (e *corruptStateError) Error() string {
+	return fmt.Sprintf("the delta state %s/%s cannot be read (%s): delete the blob to start over with a full listing "+
+		"(az storage blob delete --container-name %s --name %s, with the account of GRAPH_USERS_STORAGE)",
+		e.container, e.blob, e.why, e.container, e.blob)
+}
