@@ -37,6 +37,28 @@ func TestCountNeedsConsistencyLevelEventual(t *testing.T) {
 	assert.Equal(t, 40, countOf(t, gs.get(t, gs.srv.URL+"/v1.0/users/%24count", eventualBearer())), "an escaped $ is the same path")
 }
 
+func TestCountAppliesTheFilterAndFollowsChanges(t *testing.T) {
+	gs := newGraphServerWith(t, GraphOptions{Users: 5000, Realistic: true})
+	filter := "(accountEnabled eq true) and startsWith(userPrincipalName,'j')"
+	target := gs.srv.URL + "/v1.0/users/$count?" + url.Values{"$filter": {filter}}.Encode()
+
+	assert.Len(t, gs.listFiltered(t, filter, 999), countOf(t, gs.get(t, target, eventualBearer())))
+
+	j := gs.expected(func(_ int, upn string) bool { return folded(upn, "j") })
+	gone := gs.ListedUsers()[0]
+	require.NoError(t, gs.SoftDeleteUser(gone))
+	assert.Equal(t, 4999, countOf(t, gs.get(t, gs.srv.URL+"/v1.0/users/$count", eventualBearer())), "a deleted user is not counted")
+	assert.Len(t, j, countOf(t, gs.get(t, gs.srv.URL+"/v1.0/users/$count?$filter="+url.QueryEscape("startsWith(userPrincipalName,'J')"), eventualBearer()))+
+		boolInt(folded(gs.UPN(gone), "j")))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func TestCountSkewMakesTheCountWrongAsEventualConsistencyCan(t *testing.T) {
 	short := newGraphServerWith(t, GraphOptions{Users: 50, CountSkew: -7})
 	over := newGraphServerWith(t, GraphOptions{Users: 50, CountSkew: 3})

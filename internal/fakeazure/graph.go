@@ -116,7 +116,7 @@ type Fault struct {
 }
 
 // Graph fakes Microsoft Graph's user endpoints over a tenant of generated users (see UserID,
-// UserJSON and RealisticUPN):
+// UserJSON and RealisticUPN) that tests may change while it serves (see Change):
 //
 //   - GET /v1.0/users, with $select, $top, $filter (see GraphOptions), $count and
 //     @odata.nextLink paging;
