@@ -121,6 +121,8 @@ type Fault struct {
 //   - GET /v1.0/users, with $select, $top, $filter (see GraphOptions), $count and
 //     @odata.nextLink paging;
 //   - GET /v1.0/users/$count, with ConsistencyLevel: eventual;
+//   - GET /v1.0/users/delta, with $select, $deltatoken=latest, nextLink and deltaLink rounds,
+//     Prefer: odata.maxpagesize and return=minimal;
 //
 // each with the latency, pacing and faults GraphOptions ask for, and, with a Directory, the
 // service principal calls of a grant. It is safe for concurrent use.
@@ -181,14 +183,19 @@ func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveList(w, r, ids)
 	case UsersCountPath:
 		g.serveCount(w, r, ids)
+	case UsersDeltaPath:
+		g.serveDelta(w, r, ids)
 	}
 }
 
-// usersEndpoint names the user endpoint p is, "" for none.
+// usersEndpoint names the user endpoint p is, "" for none. The delta function may also be
+// called by its qualified name, as Graph's SDKs do.
 func usersEndpoint(p string) string {
 	switch p {
-	case UsersPath, UsersCountPath:
+	case UsersPath, UsersCountPath, UsersDeltaPath:
 		return p
+	case UsersPath + "/delta()", UsersPath + "/microsoft.graph.delta", UsersPath + "/microsoft.graph.delta()":
+		return UsersDeltaPath
 	}
 	return ""
 }

@@ -29,6 +29,7 @@ func TestLatencyDelaysEveryResponseOfTheUserEndpoints(t *testing.T) {
 	}{
 		{gs.srv.URL + "/v1.0/users", bearer(graphToken)},
 		{gs.srv.URL + "/v1.0/users/$count", eventualBearer()},
+		{gs.srv.URL + "/v1.0/users/delta", bearer(graphToken)},
 		{gs.srv.URL + "/v1.0/users?$top=0", bearer(graphToken)},
 		{gs.srv.URL + "/v1.0/users", bearer("wrong")},
 	} {
