@@ -31,11 +31,13 @@ type hostEnv struct {
 	graphEndpoint                              string
 }
 
-// passedSettings are the job's own app settings: set in the environment of
+// passedSettings are the app settings the job reads: set in the environment of
 // `make run`, they reach the handler as they would through the host.
 var passedSettings = []string{
 	"GRAPH_USERS_SELECT", "GRAPH_USERS_FILTER", "GRAPH_USERS_PAGE_SIZE", "GRAPH_USERS_LOG_EACH",
 	"GRAPH_USERS_SCHEDULE", "GRAPH_USERS_RUN_TIMEOUT", "LOG_LEVEL",
+	"GRAPH_USERS_PARALLEL", "GRAPH_USERS_MODE", "GRAPH_USERS_EXPORT", "GRAPH_USERS_STORAGE",
+	"GRAPH_USERS_CONTAINER", "AzureWebJobsStorage",
 }
 
 // playHost does what the Functions host does for one timer invocation: it
