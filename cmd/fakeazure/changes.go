@@ -14,8 +14,9 @@ import (
 // /beta, so no Graph request can reach it.
 const changesPath = "/fakeazure/changes"
 
-// maxChanges bounds each count of one request: a demo's tenant, not a denial of service.
-const maxChanges = 1_000_000
+// maxChanges bounds each count of one request: every changed user holds some state, and a
+// demo needs a few thousand changes, not millions.
+const maxChanges = 100_000
 
 // withChanges serves g, and POST /fakeazure/changes, which changes g's tenant. Every other path
 // reaches g as sent: a ServeMux would clean and redirect paths Graph answers itself.
