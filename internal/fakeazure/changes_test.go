@@ -65,6 +65,12 @@ func TestChangesShowInListingsCountsAndPrefixes(t *testing.T) {
 			assert.Equal(t, "Renamed Person", byID[UserID(updated)]["displayName"])
 			assert.Equal(t, "Chief Tester", byID[UserID(updated)]["jobTitle"])
 			assert.Equal(t, RealisticUPN(3001), byID[UserID(3001)]["userPrincipalName"], "an added user is the population's next")
+			props := []string{"id", "userPrincipalName", "displayName", "jobTitle"}
+			for _, i := range []int{renamed, updated, added[0], listed[50]} {
+				var want map[string]any
+				require.NoError(t, json.Unmarshal(gs.UserJSON(i, props), &want))
+				assert.Equal(t, want, byID[UserID(i)], "Graph.UserJSON is what the listing holds for user %d", i)
+			}
 
 			assert.NotContains(t, gs.listFiltered(t, upnFilter(oldUPN[:2]), 999), UserID(renamed), "the renamed user left its prefix")
 			assert.Contains(t, gs.listFiltered(t, upnFilter("ZE"), 999), UserID(renamed), "and joined another")

@@ -376,6 +376,22 @@ func (g *Graph) UPN(i int) string {
 	return s.upn(i)
 }
 
+// UserJSON returns user i as the fake Graph lists it now, holding just props in the order given,
+// whatever the tenant's kind and changes: what a listing's page holds for the user. Names match
+// case-insensitively; names the fake tenant does not know are left out.
+func (g *Graph) UserJSON(i int, props []string) []byte {
+	ps := make([]property, 0, len(props))
+	for _, name := range props {
+		if p, ok := lookupProperty(name); ok {
+			ps = append(ps, p)
+		}
+	}
+	s := g.store
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.appendUser(nil, i, ps)
+}
+
 // Listed reports whether user i is listed now: created and not deleted.
 func (g *Graph) Listed(i int) bool {
 	s := g.store
