@@ -74,7 +74,11 @@ const (
 )
 
 func (t deltaToken) encode() string {
-	b := make([]byte, deltaTokenFixed, deltaTokenFixed+len(t.props))
+	props := t.props
+	if !t.selected {
+		props = nil // the defaults need no room
+	}
+	b := make([]byte, deltaTokenFixed, deltaTokenFixed+len(props))
 	copy(b, deltaTokenMarker)
 	k := len(deltaTokenMarker)
 	b[k] = deltaTokenVersion
@@ -88,8 +92,8 @@ func (t deltaToken) encode() string {
 	binary.BigEndian.PutUint64(b[k+10:], uint64(t.base))
 	binary.BigEndian.PutUint64(b[k+18:], uint64(t.cursor))
 	binary.BigEndian.PutUint32(b[k+26:], uint32(t.page))
-	b[k+30] = byte(len(t.props))
-	for _, p := range t.props {
+	b[k+30] = byte(len(props))
+	for _, p := range props {
 		b = append(b, byte(p))
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
