@@ -34,13 +34,23 @@ type hostEnv struct {
 
 // passedSettings are the job's own app settings: set in the environment of
 // `make run`, they reach the handler as they would through the host. The
-// fakes set AZURE_CLIENT_ID and GRAPH_ENDPOINT themselves.
-func passedSettings() []string {
+// fakes set AZURE_CLIENT_ID and GRAPH_ENDPOINT themselves. The storage
+// connection that GRAPH_USERS_STORAGE names comes too, as a connection
+// string or as identity-based settings.
+func passedSettings(getenv func(string) string) []string {
 	var names []string
 	for _, s := range config.Settings {
 		if s.Origin == config.ByOperator && s.Name != config.ClientID && s.Name != config.GraphURL {
 			names = append(names, s.Name)
 		}
+	}
+	conn := getenv(config.Storage)
+	if conn == "" {
+		conn = "AzureWebJobsStorage"
+	}
+	names = append(names, conn)
+	for _, k := range []string{"blobServiceUri", "serviceUri", "accountName", "credential", "clientId"} {
+		names = append(names, conn+"__"+k)
 	}
 	return names
 }
@@ -87,7 +97,7 @@ func playHost(ctx context.Context, hf hostFlags, he hostEnv, stdout, stderr io.W
 		"IDENTITY_HEADER=" + he.identityHeader,
 		"GRAPH_ENDPOINT=" + he.graphEndpoint,
 	}
-	for _, name := range passedSettings() {
+	for _, name := range passedSettings(he.getenv) {
 		if v := he.getenv(name); v != "" {
 			env = append(env, name+"="+v)
 		}

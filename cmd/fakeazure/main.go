@@ -1,7 +1,24 @@
 // Command fakeazure serves the project's local stand-ins for Azure on loopback: the App Service
-// managed identity endpoint (and IMDS) on one address, Microsoft Graph's /v1.0/users and the
-// directory's /v1.0/servicePrincipals on another, so the handler and grant can run on a laptop
-// with no Azure at all.
+// managed identity endpoint (and IMDS) on one address, Microsoft Graph's /v1.0/users (with its
+// $count and delta) and the directory's /v1.0/servicePrincipals on another, so the handler and
+// grant can run on a laptop with no Azure at all.
+//
+// The fake tenant holds -users users, named userNNNNNN@contoso.onmicrosoft.com, or, with
+// -realistic, as a real directory names them (adele.vance17@contoso.com, guests, skewed first
+// letters), which a split listing should meet before production does. -latency waits before the
+// first byte of every Graph response and -bytes-per-second paces each body, as a distant Graph
+// would.
+//
+// The Graph address also serves one endpoint Graph does not have, outside any Graph path, so a
+// local demo can change the tenant between two runs:
+//
+//	POST /fakeazure/changes
+//	{"add":N,"update":N,"rename":N,"softDelete":N,"hardDelete":N,"restore":N}
+//
+// Every count is optional. It answers 200 with the users each change touched, by index, id and
+// userPrincipalName, and how many users are listed now. For example:
+//
+//	curl -d '{"add":5,"rename":2,"softDelete":3}' http://127.0.0.1:7172/fakeazure/changes
 //
 // It prints one line naming the endpoints, logs one line per request to stderr, and stops on
 // SIGINT or SIGTERM.
@@ -42,6 +59,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("fakeazure", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	users := fs.Int("users", 2500, "number of users in the fake tenant")
+	realistic := fs.Bool("realistic", false, "name users as a real directory does: adele.vance17@contoso.com, guests, skewed first letters")
+	latency := fs.Duration("latency", 0, "wait this long before the first byte of every Graph response, such as 200ms")
+	bytesPerSecond := fs.Int("bytes-per-second", 0, "pace every Graph page to this many bytes a second (0: as fast as it goes)")
 	identityAddr := fs.String("identity-addr", "127.0.0.1:7171", "loopback `address` of the managed identity endpoint (port 0 picks one)")
 	graphAddr := fs.String("graph-addr", "127.0.0.1:7172", "loopback `address` of the fake Graph (port 0 picks one)")
 	clientID := fs.String("client-id", "11111111-2222-3333-4444-555555555555", "client ID of the one user-assigned identity")
@@ -63,6 +83,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *users < 0 {
 		return fmt.Errorf("-users %d: want 0 or more", *users)
 	}
+	if *latency < 0 || *bytesPerSecond < 0 {
+		return fmt.Errorf("-latency %s, -bytes-per-second %d: want 0 or more", *latency, *bytesPerSecond)
+	}
 
 	token, err := randomToken()
 	if err != nil {
@@ -75,7 +98,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// against these fakes: locally it plays the administrator too.
 	directory := fakeazure.NewDirectory(fakeazure.DirectoryOptions{AdminToken: token,
 		ManagedIdentities: []fakeazure.ManagedIdentity{{ClientID: *clientID, Name: "graphusers-id"}}})
-	graph := newFake(logger, "graph", fakeazure.NewGraph(fakeazure.GraphOptions{Users: *users, Token: token, Directory: directory}))
+	g := fakeazure.NewGraph(fakeazure.GraphOptions{Users: *users, Token: token, Directory: directory,
+		Realistic: *realistic, Latency: *latency, BytesPerSecond: *bytesPerSecond})
+	graph := newFake(logger, "graph", withChanges(g))
 	if err := identity.listen("-identity-addr", *identityAddr); err != nil {
 		return err
 	}

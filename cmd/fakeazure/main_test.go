@@ -129,7 +129,7 @@ func TestRunRefusesToListenBeyondLoopback(t *testing.T) {
 }
 
 func TestRunRefusesBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-users", "-1"}, {"-users", "many"}, {"extra"}} {
+	for _, args := range [][]string{{"-users", "-1"}, {"-users", "many"}, {"extra"}, {"-latency", "-1s"}, {"-latency", "soon"}, {"-bytes-per-second", "-5"}} {
 		var stdout, stderr bytes.Buffer
 		assert.Error(t, run(context.Background(), args, noEnv, &stdout, &stderr), "%q", args)
 		assert.Empty(t, stdout.String())

@@ -193,12 +193,12 @@ func TestFaultsEveryUserOnceOrAClearFailure(t *testing.T) {
 		},
 		{
 			name:  "a 307 on Graph's own origin is followed",
-			fault: on(1, 1, fakeazure.Fault{Status: 307, Header: header("Location", "/v1.0/users?$top=50&$skiptoken="+fakeazure.SkipToken(50))}),
+			fault: on(1, 1, fakeazure.Fault{Status: 307, Header: header("Location", "/v1.0/users?$top=50&$skiptoken="+fakeazure.SkipToken(50, 1))}),
 			stats: map[string]int{"retries": 0, "pages": 5},
 		},
 		{
 			name:  "Graph sends ten users twice",
-			fault: atOffset(50, fakeazure.Fault{NextLink: "/v1.0/users?$top=50&$skiptoken=" + fakeazure.SkipToken(90)}),
+			fault: atOffset(50, fakeazure.Fault{NextLink: "/v1.0/users?$top=50&$skiptoken=" + fakeazure.SkipToken(90, 2)}),
 			stats: map[string]int{"duplicates": 10},
 			logs:  []string{"10 users Graph sent twice logged once"},
 		},
@@ -206,7 +206,7 @@ func TestFaultsEveryUserOnceOrAClearFailure(t *testing.T) {
 			name: "a nextLink that leads back to a page already read",
 			fault: func(pr fakeazure.PageRequest) fakeazure.Fault {
 				if pr.Offset == 50 || pr.Offset == 100 {
-					return fakeazure.Fault{NextLink: "/v1.0/users?$top=50&$skiptoken=" + fakeazure.SkipToken(100)}
+					return fakeazure.Fault{NextLink: "/v1.0/users?$top=50&$skiptoken=" + fakeazure.SkipToken(100, 2)}
 				}
 				return fakeazure.Fault{}
 			},

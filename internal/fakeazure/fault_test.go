@@ -49,7 +49,11 @@ func TestFaultCountsAttemptsPerPage(t *testing.T) {
 	resp, body, _ := fetch(t, srv, first)
 	next := pageOf(t, graphResponse{resp.StatusCode, resp.Header, body}).NextLink
 	fetch(t, srv, next)
-	assert.Equal(t, []PageRequest{{0, 0, 1}, {0, 0, 2}, {1, 10, 1}}, *seen)
+	assert.Equal(t, []PageRequest{
+		{Page: 0, Offset: 0, Attempt: 1, Path: UsersPath},
+		{Page: 0, Offset: 0, Attempt: 2, Path: UsersPath},
+		{Page: 1, Offset: 10, Attempt: 1, Path: UsersPath},
+	}, *seen)
 }
 
 func TestFaultAnswersAStatusWithGraphsErrorShapeAndHeaders(t *testing.T) {

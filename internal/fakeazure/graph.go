@@ -1,6 +1,7 @@
 package fakeazure
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
@@ -14,40 +15,72 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
+)
+
+// The paths of the fake Graph's user endpoints, which PageRequest.Path names.
+const (
+	UsersPath      = "/v1.0/users"
+	UsersDeltaPath = "/v1.0/users/delta"
+	UsersCountPath = "/v1.0/users/$count"
 )
 
 const (
-	usersPath       = "/v1.0/users"
 	defaultTop      = 100
 	maxTop          = 999
 	pageContentType = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 )
 
-// GraphOptions configure a Graph.
+// GraphOptions configure a Graph. The zero value of every knob serves as Graph does, at once.
 type GraphOptions struct {
-	Users int    // tenant size
+	Users int    // tenant size when created; users added later take the next indexes
 	Token string // the only bearer token accepted
-	// Fault, when set, is asked before each authorized, well-formed
-	// /v1.0/users request what to do to its response. Nil serves every page
-	// as Graph does.
+	// Fault, when set, is asked before each authorized, well-formed request of /v1.0/users,
+	// /v1.0/users/delta or /v1.0/users/$count what to do to its response. Nil serves every
+	// response as Graph does.
 	Fault func(PageRequest) Fault
 	// Directory, when set, is served under /v1.0/servicePrincipals: Token
 	// may read it, only the directory's AdminToken may also write.
 	Directory *Directory
+
+	// Realistic names users as a real directory does (see RealisticUPN): skewed first letters,
+	// mixed case, guests, digits and punctuation. Otherwise user i is userNNNNNN@contoso.onmicrosoft.com
+	// (see UserJSON).
+	Realistic bool
+	// CaseSensitiveStartsWith makes startsWith compare case as well, as a directory that did
+	// not fold case would: a split listing's probe should notice. Entra ignores case.
+	CaseSensitiveStartsWith bool
+	// CountSkew is added to every count, of /v1.0/users/$count and @odata.count (never below
+	// zero), as an eventually consistent count can be off: a listing's total then differs.
+	CountSkew int
+	// Latency is the wait before the first byte of every response of the user endpoints,
+	// errors included, unless a Fault sets Delay. It waits on a timer, and ends early when the
+	// client goes away.
+	Latency time.Duration
+	// BytesPerSecond, when positive, paces the body of every page and count to this rate,
+	// unless a Fault sets its own.
+	BytesPerSecond int
 }
 
-// PageRequest identifies one request for a page.
+// PageRequest identifies one request for a page of a listing, of a delta round or for a count.
 type PageRequest struct {
-	// Page is the page's index in an unfiltered listing: its first user's
-	// offset divided by $top.
+	// Page is the page's index within its listing, from 0: the first page of a $filter's
+	// listing is 0 too. In an unfiltered listing of a tenant that never changed it is the
+	// page's first user's offset divided by $top.
 	Page int
-	// Offset is the index of the page's first user.
+	// Offset is the index of the page's first user in a listing; in a delta round, the
+	// position the page starts at.
 	Offset int
-	// Attempt counts the requests for this page so far, from 1: a retry or
-	// a restarted listing asks again.
+	// Attempt counts the requests for this page of this listing so far, from 1: a retry or a
+	// restarted listing asks again. Each $filter, and each delta round, counts apart, so a test
+	// can fault one stream of a split listing while the others run.
 	Attempt int
+	// Path is UsersPath, UsersDeltaPath or UsersCountPath.
+	Path string
+	// Filter is the $filter the listing or count asked for, as sent; "" for none.
+	Filter string
+	// Prefix is the prefix of the filter's startsWith(userPrincipalName,'…') clause, alone or
+	// joined to others by and; "" when there is none.
+	Prefix string
 }
 
 // Fault is what the fake Graph does to one response. The zero Fault serves
@@ -69,38 +102,57 @@ type Fault struct {
 	Stall bool
 	// Garbage answers 200 with a body that is not JSON.
 	Garbage bool
-	// NextLink, when set, replaces the page's @odata.nextLink.
+	// NextLink, when set, replaces the page's @odata.nextLink; in a delta
+	// round, the link the page carries, next or delta.
 	NextLink string
 	// LinkAfterValue writes @odata.nextLink after value, as OData allows.
 	LinkAfterValue bool
-	// Delay waits this long before the response's first byte.
+	// Delay waits this long before the response's first byte, instead of
+	// GraphOptions.Latency.
 	Delay time.Duration
-	// BytesPerSecond, when positive, paces the body to this rate.
+	// BytesPerSecond, when positive, paces the body to this rate, instead of
+	// GraphOptions.BytesPerSecond.
 	BytesPerSecond int
 }
 
-// Graph fakes Microsoft Graph's GET /v1.0/users over a tenant of synthetic users (see UserID and
-// UserJSON), with $select, $top, $filter=startswith(...) and @odata.nextLink paging, the faults
-// GraphOptions.Fault asks for, and, with a Directory, the service principal calls of a grant. It
-// is safe for concurrent use.
+// Graph fakes Microsoft Graph's user endpoints over a tenant of generated users (see UserID,
+// UserJSON and RealisticUPN) that tests may change while it serves (see Change):
+//
+//   - GET /v1.0/users, with $select, $top, $filter (see GraphOptions), $count and
+//     @odata.nextLink paging;
+//   - GET /v1.0/users/$count, with ConsistencyLevel: eventual;
+//   - GET /v1.0/users/delta, with $select, $deltatoken=latest, nextLink and deltaLink rounds,
+//     Prefer: odata.maxpagesize and return=minimal;
+//
+// each with the latency, pacing and faults GraphOptions ask for, and, with a Directory, the
+// service principal calls of a grant. It is safe for concurrent use.
 type Graph struct {
 	opts     GraphOptions
+	store    *userStore
 	requests atomic.Int64
 
 	mu       sync.Mutex
-	attempts map[int]int // requests so far by page offset, when opts.Fault is set
+	attempts map[attemptKey]int // requests so far by page, when opts.Fault is set
+}
+
+// attemptKey names one page of one listing, count or delta round.
+type attemptKey struct {
+	path, filter string
+	round        uint64 // the delta round's start, plus one for an initial round
+	offset       int
 }
 
 // NewGraph returns a Graph serving o.Users users to callers bearing o.Token.
 func NewGraph(o GraphOptions) *Graph {
 	o.Users = max(o.Users, 0)
-	return &Graph{opts: o}
+	return &Graph{opts: o, store: newUserStore(o.Users, o.Realistic, o.CaseSensitiveStartsWith)}
 }
 
-// Requests returns how many /v1.0/users requests were served so far, whatever their status.
+// Requests returns how many requests of the user endpoints (/v1.0/users, its $count and delta)
+// were served so far, whatever their status.
 func (g *Graph) Requests() int { return int(g.requests.Load()) }
 
-// ServeHTTP answers GET /v1.0/users as Graph does, /v1.0/servicePrincipals from the Directory
+// ServeHTTP answers the user endpoints as Graph does, /v1.0/servicePrincipals from the Directory
 // when there is one, and any other request with Graph's error shape.
 func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, servicePrincipalsPath) {
@@ -109,7 +161,8 @@ func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ids := newRequestIDs(r)
 	ids.set(w.Header())
-	if r.URL.Path != usersPath {
+	endpoint := usersEndpoint(r.URL.Path)
+	if endpoint == "" {
 		writeGraphError(w, ids, &graphError{http.StatusNotFound, "Request_ResourceNotFound",
 			fmt.Sprintf("Resource not found for the segment '%s'.", path.Base(r.URL.Path))})
 		return
@@ -117,50 +170,92 @@ func (g *Graph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.requests.Add(1)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		writeGraphError(w, ids, &graphError{http.StatusMethodNotAllowed, "BadRequest",
+		g.fail(w, r, ids, &graphError{http.StatusMethodNotAllowed, "BadRequest",
 			"Specified HTTP method is not allowed for the request target."})
 		return
 	}
 	if e := g.authorize(r.Header.Get("Authorization")); e != nil {
-		writeGraphError(w, ids, e)
+		g.fail(w, r, ids, e)
 		return
 	}
-	q, e := g.parseQuery(r.URL.RawQuery)
-	if e != nil {
-		writeGraphError(w, ids, e)
-		return
+	switch endpoint {
+	case UsersPath:
+		g.serveList(w, r, ids)
+	case UsersCountPath:
+		g.serveCount(w, r, ids)
+	case UsersDeltaPath:
+		g.serveDelta(w, r, ids)
 	}
+}
+
+// usersEndpoint names the user endpoint p is, "" for none. The delta function may also be
+// called by its qualified name, as Graph's SDKs do.
+func usersEndpoint(p string) string {
+	switch p {
+	case UsersPath, UsersCountPath, UsersDeltaPath:
+		return p
+	case UsersPath + "/delta()", UsersPath + "/microsoft.graph.delta", UsersPath + "/microsoft.graph.delta()":
+		return UsersDeltaPath
+	}
+	return ""
+}
+
+// fault asks opts.Fault what to do to the response to pr, counting its attempt.
+func (g *Graph) fault(pr PageRequest, round uint64) Fault {
 	if g.opts.Fault == nil {
-		g.writePage(w, r, baseURL(r), q, Fault{})
-		return
+		return Fault{}
 	}
-	f := g.opts.Fault(g.pageRequest(q))
+	g.mu.Lock()
+	if g.attempts == nil {
+		g.attempts = map[attemptKey]int{}
+	}
+	k := attemptKey{path: pr.Path, filter: pr.Filter, round: round, offset: pr.Offset}
+	g.attempts[k]++
+	pr.Attempt = g.attempts[k]
+	g.mu.Unlock()
+	return g.opts.Fault(pr)
+}
+
+// begin does what f asks before a response's body: its headers, the wait before the first byte,
+// and an error status instead of the body. It reports whether the body should follow.
+func (g *Graph) begin(w http.ResponseWriter, r *http.Request, ids requestIDs, f Fault) bool {
 	for k, vs := range f.Header {
 		w.Header()[k] = vs
 	}
-	if f.Delay > 0 {
-		select {
-		case <-time.After(f.Delay):
-		case <-r.Context().Done():
-			return
-		}
+	delay := f.Delay
+	if delay <= 0 {
+		delay = g.opts.Latency
+	}
+	if !wait(r.Context(), delay) {
+		return false
 	}
 	if f.Status != 0 {
 		writeGraphError(w, ids, &graphError{f.Status, f.Code, f.Message})
-		return
+		return false
 	}
-	g.writePage(w, r, baseURL(r), q, f)
+	return true
 }
 
-// pageRequest counts a request for the page q asks for.
-func (g *Graph) pageRequest(q listQuery) PageRequest {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.attempts == nil {
-		g.attempts = map[int]int{}
+// fail answers e after the usual latency.
+func (g *Graph) fail(w http.ResponseWriter, r *http.Request, ids requestIDs, e *graphError) {
+	if wait(r.Context(), g.opts.Latency) {
+		writeGraphError(w, ids, e)
 	}
-	g.attempts[q.offset]++
-	return PageRequest{Page: q.offset / q.top, Offset: q.offset, Attempt: g.attempts[q.offset]}
+}
+
+// wait waits d on a timer, and reports false if ctx ended first.
+func wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // authorize checks the bearer token without ever repeating it.
@@ -176,21 +271,63 @@ func (g *Graph) authorize(header string) *graphError {
 	return nil
 }
 
-// pagePool recycles page buffers: a page of 999 users is about half a megabyte.
-var pagePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// pageBuf is a page's scratch: its body and its users. A page of 999 users is about half a
+// megabyte.
+type pageBuf struct {
+	body  []byte
+	users []int32
+	ends  []int
+}
 
-// writePage renders the page q asks for and writes it, as f says: the one
-// place a page is answered.
-func (g *Graph) writePage(w http.ResponseWriter, r *http.Request, base string, q listQuery, f Fault) {
-	buf := pagePool.Get().(*[]byte)
-	defer pagePool.Put(buf)
-	var ends []int
-	var endsp *[]int // where each user's JSON ends, to know where to cut
-	if f.Cut || f.Stall {
-		endsp = &ends
+var pagePool = sync.Pool{New: func() any { return &pageBuf{body: make([]byte, 0, 64<<10), users: make([]int32, 0, maxTop)} }}
+
+// serveList answers GET /v1.0/users.
+func (g *Graph) serveList(w http.ResponseWriter, r *http.Request, ids requestIDs) {
+	s := g.store
+	s.mu.RLock()
+	total := s.total
+	s.mu.RUnlock()
+	q, e := parseListQuery(r.URL.RawQuery, total)
+	if e != nil {
+		g.fail(w, r, ids, e)
+		return
 	}
-	body := g.renderPage((*buf)[:0], base, q, f, endsp)
-	*buf = body
+	if q.filter.hasPrefix {
+		s.ensureIndex()
+	}
+	f := g.fault(PageRequest{Path: UsersPath, Page: q.page, Offset: q.offset, Filter: q.filter.text, Prefix: q.filter.prefix}, 0)
+	if !g.begin(w, r, ids, f) {
+		return
+	}
+	buf := pagePool.Get().(*pageBuf)
+	defer pagePool.Put(buf)
+	var ends *[]int // where each user's JSON ends, to know where to cut
+	if f.Cut || f.Stall {
+		buf.ends = buf.ends[:0]
+		ends = &buf.ends
+	}
+	// Without the header Graph ignores $count=true; it counts on the first page only.
+	count := q.count && !q.tokenSent && eventual(r)
+
+	s.mu.RLock()
+	users, next := s.walk(&q.filter, q.offset, q.top, buf.users[:0])
+	n := -1
+	if count {
+		n = max(0, s.count(&q.filter)+g.opts.CountSkew)
+	}
+	buf.body = g.renderPage(buf.body[:0], baseURL(r), q, f, ends, users, next, n)
+	s.mu.RUnlock()
+	buf.users = users
+	g.send(w, r, f, pageContentType, buf.body, buf.ends)
+}
+
+// eventual reports whether r asks for Graph's advanced queries.
+func eventual(r *http.Request) bool {
+	return strings.EqualFold(strings.TrimSpace(r.Header.Get("ConsistencyLevel")), "eventual")
+}
+
+// send writes a response's body as f says: the one place a page or a count is answered.
+func (g *Graph) send(w http.ResponseWriter, r *http.Request, f Fault, contentType string, body []byte, ends []int) {
 	if f.Garbage {
 		body = []byte("<html><body>502 Bad Gateway</body></html>")
 	}
@@ -201,10 +338,10 @@ func (g *Graph) writePage(w http.ResponseWriter, r *http.Request, base string, q
 		if f.CutAfterUsers > 0 && f.CutAfterUsers <= len(ends) {
 			cut = min(ends[f.CutAfterUsers-1]+12, len(body)-1)
 		}
-		w.Header().Set("Content-Type", pageContentType)
+		w.Header().Set("Content-Type", contentType)
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(body[:cut])
+		_, _ = w.Write(body[:max(cut, 0)])
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
 		}
@@ -213,16 +350,20 @@ func (g *Graph) writePage(w http.ResponseWriter, r *http.Request, base string, q
 		}
 		panic(http.ErrAbortHandler)
 	}
-	if f.BytesPerSecond > 0 {
-		writePaced(w, body, f.BytesPerSecond)
+	bps := f.BytesPerSecond
+	if bps <= 0 {
+		bps = g.opts.BytesPerSecond
+	}
+	if bps > 0 {
+		writePaced(w, r, contentType, body, bps)
 		return
 	}
-	writeBody(w, http.StatusOK, pageContentType, body)
+	writeBody(w, http.StatusOK, contentType, body)
 }
 
-// writePaced writes body at about bytesPerSecond, in 10 ms slices.
-func writePaced(w http.ResponseWriter, body []byte, bytesPerSecond int) {
-	w.Header().Set("Content-Type", pageContentType)
+// writePaced writes body at about bytesPerSecond, in 10 ms slices, until the client goes away.
+func writePaced(w http.ResponseWriter, r *http.Request, contentType string, body []byte, bytesPerSecond int) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	const slice = 10 * time.Millisecond
@@ -238,33 +379,27 @@ func writePaced(w http.ResponseWriter, body []byte, bytesPerSecond int) {
 			fl.Flush()
 		}
 		due := start.Add(time.Duration(float64(sent) / float64(bytesPerSecond) * float64(time.Second)))
-		time.Sleep(time.Until(due))
+		if !wait(r.Context(), time.Until(due)) {
+			return
+		}
 	}
 }
 
-// renderPage appends the body of the page that starts at user q.offset: up to q.top users that
-// match q.filter, with only q.props. Like Graph, it writes @odata.nextLink before value, so it
-// first finds where the page ends and where the next one starts.
-func (g *Graph) renderPage(dst []byte, base string, q listQuery, f Fault, ends *[]int) []byte {
-	end := q.offset
-	for found := 0; end < g.opts.Users && found < q.top; end++ {
-		if q.filter.matches(end) {
-			found++
-		}
-	}
-	next := end
-	for next < g.opts.Users && !q.filter.matches(next) {
-		next++
-	}
-
+// renderPage appends the body of a page of users, with only q.props; next is the first user of
+// the next page, or -1. Like Graph, it writes @odata.count and @odata.nextLink before value;
+// count is -1 for none.
+func (g *Graph) renderPage(dst []byte, base string, q listQuery, f Fault, ends *[]int, users []int32, next, count int) []byte {
 	dst = append(dst, `{"@odata.context":`...)
 	metadata := base + "/v1.0/$metadata#users"
 	if q.selected {
 		metadata += "(" + q.selectList + ")"
 	}
 	dst = appendJSONString(dst, metadata)
+	if count >= 0 {
+		dst = strconv.AppendInt(append(dst, `,"@odata.count":`...), int64(count), 10)
+	}
 	link := f.NextLink
-	if link == "" && next < g.opts.Users {
+	if link == "" && next >= 0 {
 		link = q.nextLink(base, next)
 	}
 	if link != "" && !f.LinkAfterValue {
@@ -272,16 +407,11 @@ func (g *Graph) renderPage(dst []byte, base string, q listQuery, f Fault, ends *
 		dst = appendJSONString(dst, link)
 	}
 	dst = append(dst, `,"value":[`...)
-	first := true
-	for i := q.offset; i < end; i++ {
-		if !q.filter.matches(i) {
-			continue
-		}
-		if !first {
+	for k, i := range users {
+		if k > 0 {
 			dst = append(dst, ',')
 		}
-		first = false
-		dst = appendUser(dst, i, q.props)
+		dst = g.store.appendUser(dst, int(i), q.props)
 		if ends != nil {
 			*ends = append(*ends, len(dst))
 		}
@@ -292,6 +422,35 @@ func (g *Graph) renderPage(dst []byte, base string, q listQuery, f Fault, ends *
 		dst = appendJSONString(dst, link)
 	}
 	return append(dst, '}')
+}
+
+// serveCount answers GET /v1.0/users/$count: text, the number of users that pass $filter.
+func (g *Graph) serveCount(w http.ResponseWriter, r *http.Request, ids requestIDs) {
+	if !eventual(r) {
+		g.fail(w, r, ids, badRequest("Request_BadRequest", "$count is not currently supported."))
+		return
+	}
+	var filter userFilter
+	e := parseOptions(r.URL.RawQuery, []string{"$filter"}, func(option, value string) (e *graphError) {
+		filter, e = parseFilter(value)
+		return e
+	})
+	if e != nil {
+		g.fail(w, r, ids, e)
+		return
+	}
+	s := g.store
+	if filter.hasPrefix {
+		s.ensureIndex()
+	}
+	f := g.fault(PageRequest{Path: UsersCountPath, Filter: filter.text, Prefix: filter.prefix}, 0)
+	if !g.begin(w, r, ids, f) {
+		return
+	}
+	s.mu.RLock()
+	n := max(0, s.count(&filter)+g.opts.CountSkew)
+	s.mu.RUnlock()
+	g.send(w, r, f, "text/plain", strconv.AppendInt(nil, int64(n), 10), nil)
 }
 
 // baseURL is the scheme and host the caller used, which Graph's links are built from.
@@ -310,13 +469,16 @@ type listQuery struct {
 	top        int
 	topSent    bool
 	filter     userFilter
-	offset     int
+	count      bool // $count=true
+	offset     int  // the page's first user, or where to look for it
+	page       int  // the page's index in its listing
+	tokenSent  bool
 }
 
 // nextLink is the absolute URL of the page starting at user next, keeping the caller's options.
 func (q listQuery) nextLink(base string, next int) string {
 	var b strings.Builder
-	b.WriteString(base + usersPath)
+	b.WriteString(base + UsersPath)
 	sep := "?"
 	add := func(name, value string) {
 		b.WriteString(sep + name + "=" + url.QueryEscape(value))
@@ -331,18 +493,45 @@ func (q listQuery) nextLink(base string, next int) string {
 	if q.filter.text != "" {
 		add("$filter", q.filter.text)
 	}
-	add("$skiptoken", encodeSkipToken(next))
+	if q.count {
+		add("$count", "true")
+	}
+	add("$skiptoken", encodeSkipToken(next, q.page+1))
 	return b.String()
 }
 
-// queryOptions are the query options this fake implements.
-var queryOptions = [...]string{"$select", "$top", "$filter", "$skiptoken"}
+// listOptions are the query options of /v1.0/users this fake implements.
+var listOptions = []string{"$select", "$top", "$filter", "$count", "$skiptoken"}
 
-// parseQuery reads the query options of GET /v1.0/users, refusing those Graph would refuse and
-// those this fake does not implement.
-func (g *Graph) parseQuery(raw string) (listQuery, *graphError) {
+// parseListQuery reads the query options of GET /v1.0/users, refusing those Graph would refuse
+// and those this fake does not implement. total bounds the page token.
+func parseListQuery(raw string, total int) (listQuery, *graphError) {
 	q := listQuery{props: defaultProps, top: defaultTop}
-	var seen [len(queryOptions)]bool
+	e := parseOptions(raw, listOptions, func(option, value string) *graphError {
+		switch option {
+		case "$select":
+			return q.parseSelect(value)
+		case "$top":
+			return q.parseTop(value)
+		case "$filter":
+			var e *graphError
+			q.filter, e = parseFilter(value)
+			return e
+		case "$count":
+			return q.parseCount(value)
+		}
+		var e *graphError
+		q.offset, q.page, e = decodeSkipToken(value, total)
+		q.tokenSent = true
+		return e
+	})
+	return q, e
+}
+
+// parseOptions splits a raw query into its $ options and hands each to set, refusing options
+// not in allowed and options given twice. Options without $ are ignored, as Graph does.
+func parseOptions(raw string, allowed []string, set func(option, value string) *graphError) *graphError {
+	seen := make([]bool, len(allowed))
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
@@ -350,38 +539,27 @@ func (g *Graph) parseQuery(raw string) (listQuery, *graphError) {
 		name, err1 := url.QueryUnescape(k)
 		value, err2 := url.QueryUnescape(v)
 		if err1 != nil || err2 != nil {
-			return q, badRequest("BadRequest", "The query specified in the URI is not valid.")
+			return badRequest("BadRequest", "The query specified in the URI is not valid.")
 		}
 		if !strings.HasPrefix(name, "$") {
 			continue
 		}
 		option := strings.ToLower(name)
-		n := slices.Index(queryOptions[:], option)
+		n := slices.Index(allowed, option)
 		if n < 0 {
-			return q, badRequest("Request_UnsupportedQuery", fmt.Sprintf(
-				"Query option '%s' is not supported by this fake; it implements $select, $top, $filter and $skiptoken.", name))
+			return badRequest("Request_UnsupportedQuery", fmt.Sprintf(
+				"Query option '%s' is not supported by this fake here; it implements %s.", name, strings.Join(allowed, ", ")))
 		}
 		if seen[n] {
-			return q, badRequest("BadRequest", fmt.Sprintf(
+			return badRequest("BadRequest", fmt.Sprintf(
 				"Query option '%s' was specified more than once, but it must be specified at most once.", option))
 		}
 		seen[n] = true
-		var e *graphError
-		switch option {
-		case "$select":
-			e = q.parseSelect(value)
-		case "$top":
-			e = q.parseTop(value)
-		case "$filter":
-			q.filter, e = parseFilter(value)
-		case "$skiptoken":
-			q.offset, e = g.decodeSkipToken(value)
-		}
-		if e != nil {
-			return q, e
+		if e := set(option, value); e != nil {
+			return e
 		}
 	}
-	return q, nil
+	return nil
 }
 
 func badRequest(code, message string) *graphError {
@@ -390,6 +568,16 @@ func badRequest(code, message string) *graphError {
 
 // parseSelect reads a comma-separated $select; blank items are skipped and repeats collapse.
 func (q *listQuery) parseSelect(value string) *graphError {
+	props, e := parseSelect(value)
+	if e != nil || props == nil {
+		return e
+	}
+	q.props, q.selected, q.selectList = props, true, selectList(props)
+	return nil
+}
+
+// parseSelect reads a $select, nil for an empty one.
+func parseSelect(value string) ([]property, *graphError) {
 	var props []property
 	for item := range strings.SplitSeq(value, ",") {
 		item = strings.TrimSpace(item)
@@ -398,22 +586,22 @@ func (q *listQuery) parseSelect(value string) *graphError {
 		}
 		p, ok := lookupProperty(item)
 		if !ok {
-			return badRequest("BadRequest", fmt.Sprintf(
+			return nil, badRequest("BadRequest", fmt.Sprintf(
 				"Could not find a property named '%s' on type 'microsoft.graph.user'.", item))
 		}
 		if !slices.Contains(props, p) {
 			props = append(props, p)
 		}
 	}
-	if len(props) == 0 {
-		return nil
-	}
+	return props, nil
+}
+
+func selectList(props []property) string {
 	names := make([]string, len(props))
 	for k, p := range props {
 		names[k] = p.String()
 	}
-	q.props, q.selected, q.selectList = props, true, strings.Join(names, ",")
-	return nil
+	return strings.Join(names, ",")
 }
 
 // parseTop reads $top, which Graph limits to 1..999 for users.
@@ -431,117 +619,47 @@ func (q *listQuery) parseTop(value string) *graphError {
 	return nil
 }
 
-// userFilter is a parsed $filter: startswith(prop,'prefix'), case-insensitive. The zero value
-// matches every user.
-type userFilter struct {
-	text   string // as sent, carried into nextLink
-	prop   property
-	prefix string
+// parseCount reads $count, true or false.
+func (q *listQuery) parseCount(value string) *graphError {
+	b, err := strconv.ParseBool(value)
+	if err != nil || (value != "true" && value != "false") {
+		return badRequest("BadRequest", fmt.Sprintf(
+			"Invalid value '%s' for query option '$count': it must be true or false.", value))
+	}
+	q.count = b
+	return nil
 }
 
-// parseFilter reads startswith(displayName,'...') or startswith(userPrincipalName,'...'), the
-// only filters this fake implements; a quote inside the literal is doubled, as OData has it.
-func parseFilter(text string) (userFilter, *graphError) {
-	unsupported := badRequest("Request_UnsupportedQuery", "Unsupported or invalid query filter clause: "+
-		"this fake implements only startswith(displayName,'...') and startswith(userPrincipalName,'...').")
-	fn, rest, ok := strings.Cut(text, "(")
-	if !ok || !strings.EqualFold(strings.TrimSpace(fn), "startswith") {
-		return userFilter{}, unsupported
-	}
-	name, rest, ok := strings.Cut(rest, ",")
-	p, known := lookupProperty(strings.TrimSpace(name))
-	if !ok || !known || (p != propDisplayName && p != propUserPrincipalName) {
-		return userFilter{}, unsupported
-	}
-	rest = strings.TrimSpace(rest)
-	if !strings.HasPrefix(rest, "'") {
-		return userFilter{}, unsupported
-	}
-	var prefix strings.Builder
-	k := 1
-	for {
-		if k >= len(rest) {
-			return userFilter{}, unsupported
-		}
-		if rest[k] == '\'' {
-			if k+1 < len(rest) && rest[k+1] == '\'' {
-				prefix.WriteByte('\'')
-				k += 2
-				continue
-			}
-			break
-		}
-		prefix.WriteByte(rest[k])
-		k++
-	}
-	if strings.TrimSpace(rest[k+1:]) != ")" {
-		return userFilter{}, unsupported
-	}
-	return userFilter{text: text, prop: p, prefix: prefix.String()}, nil
-}
-
-// matches reports whether user i passes the filter.
-func (f userFilter) matches(i int) bool {
-	if f.text == "" {
-		return true
-	}
-	var scratch [64]byte
-	if f.prop == propDisplayName {
-		return hasPrefixFold(appendDisplayName(scratch[:0], i), f.prefix)
-	}
-	return hasPrefixFold(appendUPN(scratch[:0], i), f.prefix)
-}
-
-// hasPrefixFold reports whether s starts with prefix under Unicode case folding.
-func hasPrefixFold(s []byte, prefix string) bool {
-	for _, want := range prefix {
-		got, n := utf8.DecodeRune(s)
-		if n == 0 || !runeEqualFold(got, want) {
-			return false
-		}
-		s = s[n:]
-	}
-	return true
-}
-
-func runeEqualFold(a, b rune) bool {
-	for r := a; ; {
-		if r == b {
-			return true
-		}
-		if r = unicode.SimpleFold(r); r == a {
-			return false
-		}
-	}
-}
-
-// Page tokens are opaque to callers: base64url of a marker, a format version and the offset of
-// the page's first user. The version leaves room for tokens that carry more, such as an expiry.
+// Page tokens are opaque to callers: base64url of a marker, a format version, the offset of the
+// page's first user and the page's index in its listing.
 const (
 	skipTokenMarker  = "DSpt"
-	skipTokenVersion = 1
-	skipTokenLen     = len(skipTokenMarker) + 1 + 8
+	skipTokenVersion = 2
+	skipTokenLen     = len(skipTokenMarker) + 1 + 8 + 4
 )
 
-func encodeSkipToken(offset int) string {
+func encodeSkipToken(offset, page int) string {
 	var b [skipTokenLen]byte
 	copy(b[:], skipTokenMarker)
 	b[len(skipTokenMarker)] = skipTokenVersion
 	binary.BigEndian.PutUint64(b[len(skipTokenMarker)+1:], uint64(offset))
+	binary.BigEndian.PutUint32(b[len(skipTokenMarker)+9:], uint32(page))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// decodeSkipToken returns the offset a token holds, refusing tokens this Graph did not issue.
-func (g *Graph) decodeSkipToken(token string) (int, *graphError) {
+// decodeSkipToken returns the offset and page a token holds, refusing tokens this Graph did not
+// issue.
+func decodeSkipToken(token string, total int) (offset, page int, e *graphError) {
 	invalid := badRequest("Request_BadRequest", "The $skiptoken is invalid. Follow @odata.nextLink exactly as it was sent.")
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(b) != skipTokenLen || string(b[:len(skipTokenMarker)]) != skipTokenMarker ||
 		b[len(skipTokenMarker)] != skipTokenVersion {
-		return 0, invalid
+		return 0, 0, invalid
 	}
-	offset := binary.BigEndian.Uint64(b[len(skipTokenMarker)+1:])
-	if offset > uint64(g.opts.Users) {
-		return 0, invalid
+	o := binary.BigEndian.Uint64(b[len(skipTokenMarker)+1:])
+	p := binary.BigEndian.Uint32(b[len(skipTokenMarker)+9:])
+	if o > uint64(total) || p > 1<<30 {
+		return 0, 0, invalid
 	}
-	return int(offset), nil
+	return int(o), int(p), nil
 }

@@ -24,7 +24,14 @@ type graphServer struct {
 
 func newGraphServer(t *testing.T, users int) graphServer {
 	t.Helper()
-	g := NewGraph(GraphOptions{Users: users, Token: graphToken})
+	return newGraphServerWith(t, GraphOptions{Users: users})
+}
+
+// newGraphServerWith serves a Graph with o's knobs, and the test token.
+func newGraphServerWith(t *testing.T, o GraphOptions) graphServer {
+	t.Helper()
+	o.Token = graphToken
+	g := NewGraph(o)
 	srv := httptest.NewTLSServer(g)
 	t.Cleanup(srv.Close)
 	return graphServer{g, srv}
@@ -249,7 +256,7 @@ func TestGraphRefusesQueriesGraphRefuses(t *testing.T) {
 		{"$filter with an unterminated literal", "$filter=" + url.QueryEscape("startswith(displayName,'x)"), "Request_UnsupportedQuery", ""},
 		{"a $skiptoken this Graph did not issue", "$skiptoken=bm90LWEtdG9rZW4", "Request_BadRequest", ""},
 		{"a $skiptoken that is not base64", "$skiptoken=%25%25", "Request_BadRequest", ""},
-		{"a $skiptoken beyond the tenant", "$skiptoken=" + encodeSkipToken(51), "Request_BadRequest", ""},
+		{"a $skiptoken beyond the tenant", "$skiptoken=" + encodeSkipToken(51, 1), "Request_BadRequest", ""},
 		{"an option given twice", "$top=5&$top=6", "BadRequest", ""},
 		{"an option the fake does not implement", "$orderby=displayName", "Request_UnsupportedQuery", ""},
 	}
@@ -314,7 +321,7 @@ func TestGraphAnswersOtherPathsAndMethodsWithItsErrorShape(t *testing.T) {
 
 func BenchmarkGraphPageOf999Users(b *testing.B) {
 	g := NewGraph(GraphOptions{Users: 100_000, Token: graphToken})
-	req := httptest.NewRequest(http.MethodGet, "https://graph.test/v1.0/users?$top=999&$skiptoken="+encodeSkipToken(50_000), nil)
+	req := httptest.NewRequest(http.MethodGet, "https://graph.test/v1.0/users?$top=999&$skiptoken="+encodeSkipToken(50_000, 50), nil)
 	req.Header = bearer(graphToken)
 	b.ReportAllocs()
 	for b.Loop() {

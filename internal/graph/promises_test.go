@@ -199,7 +199,7 @@ func TestListUsersLogsAUserGraphRepeatsOnceAndCountsIt(t *testing.T) {
 			if i := strings.Index(uri, "&$skiptoken="); i >= 0 {
 				uri = uri[:i]
 			}
-			return fakeazure.Fault{NextLink: tn.URL.String() + uri + "&$skiptoken=" + fakeazure.SkipToken(90)}
+			return fakeazure.Fault{NextLink: tn.URL.String() + uri + "&$skiptoken=" + fakeazure.SkipToken(90, 2)}
 		}
 		return fakeazure.Fault{}
 	})
