@@ -35,7 +35,7 @@ import (
 const upnOthers = "0123456789'.-_!#^~"
 
 // maxPrefix is the longest prefix the split makes.
-const maxPrefix = 3
+const maxPrefix = 4
 
 // part is one prefix of the split and its estimated size in pages.
 type part struct {
@@ -193,11 +193,14 @@ func probeFor(upns []string) (upn, swapped string) {
 }
 
 // planSplit divides the listing into parts: one per character a UPN may
-// begin with (letters in both cases unless startsWith ignores case), each
-// split again by its next character while the sample estimates it at more
-// pages than a stream's share, up to maxPrefix characters. The parts come
-// largest first. Without a count there is no estimate: one part per first
-// character, the sample's most frequent first.
+// begin with (letters in both cases unless startsWith ignores case); then,
+// while it shortens the run, the part the sample estimates largest is split
+// by its next character, up to maxPrefix characters. A run takes at least
+// as many round trips as its largest part has pages, and as its requests
+// divided by the streams, every part costing one request at least: a split
+// is worth it while it lowers the larger of the two. The parts come largest
+// first, so that no large part starts last. Without a count there is no
+// estimate: one part per first character, the sample's most frequent first.
 func planSplit(upns []string, expected int, insensitive bool, top, streams int) []part {
 	letters := "abcdefghijklmnopqrstuvwxyz"
 	if !insensitive {
@@ -205,16 +208,14 @@ func planSplit(upns []string, expected int, insensitive bool, top, streams int) 
 	}
 	firsts := letters + upnOthers
 	nexts := firsts + "@"
-	fold := func(s string) string { return s }
-	if insensitive {
-		fold = strings.ToLower
-	}
 	folded := make([]string, len(upns))
 	for i, u := range upns {
-		folded[i] = fold(u)
+		folded[i] = u
+		if insensitive {
+			folded[i] = strings.ToLower(u)
+		}
 	}
-	top = max(top, 1)
-	share := max(1, ceilDiv(ceilDiv(expected, top), max(streams, 1)))
+	top, streams = max(top, 1), max(streams, 1)
 	pages := func(n int) int {
 		if expected == 0 || len(upns) == 0 {
 			return n // no count: the sample's frequency orders the parts
@@ -222,22 +223,56 @@ func planSplit(upns []string, expected int, insensitive bool, top, streams int) 
 		return max(1, ceilDiv(ceilDiv(expected*n, len(upns)), top))
 	}
 
-	var parts []part
-	var visit func(prefix string, members []string)
-	visit = func(prefix string, members []string) {
-		est := pages(len(members))
-		if expected > 0 && est > share && utf8.RuneCountInString(prefix) < maxPrefix {
-			for _, c := range nexts {
-				visit(prefix+string(c), withPrefix(members, prefix+string(c)))
-			}
-			return
-		}
-		parts = append(parts, part{prefix: prefix, pages: est})
+	type node struct {
+		part
+		members []string
 	}
+	var nodes []node
 	for _, c := range firsts {
-		visit(string(c), withPrefix(folded, string(c)))
+		m := withPrefix(folded, string(c))
+		nodes = append(nodes, node{part{string(c), pages(len(m))}, m})
 	}
-	slices.SortStableFunc(parts, func(a, b part) int { return cmp.Compare(b.pages, a.pages) })
+	byPages := func(a, b node) int { return cmp.Compare(b.pages, a.pages) }
+	slices.SortStableFunc(nodes, byPages)
+	requests := 0
+	for _, n := range nodes {
+		requests += n.pages
+	}
+	bound := func(largest, requests int) int { return max(largest, ceilDiv(requests, streams)) }
+	for expected > 0 {
+		// The largest part bounds the run while it has more pages than a
+		// stream's share of the requests; if it cannot be split, nothing
+		// shortens the run.
+		big := nodes[0]
+		if big.pages <= ceilDiv(requests, streams) || utf8.RuneCountInString(big.prefix) >= maxPrefix {
+			break
+		}
+		var children []node
+		added := -big.pages
+		for _, c := range nexts {
+			m := withPrefix(big.members, big.prefix+string(c))
+			child := node{part{big.prefix + string(c), pages(len(m))}, m}
+			children = append(children, child)
+			added += child.pages
+		}
+		largest := 0
+		if len(nodes) > 1 {
+			largest = nodes[1].pages
+		}
+		for _, c := range children {
+			largest = max(largest, c.pages)
+		}
+		if bound(largest, requests+added) > bound(big.pages, requests) {
+			break
+		}
+		nodes = append(nodes[1:], children...)
+		slices.SortStableFunc(nodes, byPages)
+		requests += added
+	}
+	parts := make([]part, len(nodes))
+	for i, n := range nodes {
+		parts[i] = n.part
+	}
 	return parts
 }
 
