@@ -74,9 +74,18 @@ func newFaultyAzure(t *testing.T, users int, fault func(fakeazure.PageRequest) f
 // that do what their faults say.
 func newAzureWith(t *testing.T, users int, fault func(fakeazure.PageRequest) fakeazure.Fault, tokenFault func(int) fakeazure.Fault) *azure {
 	t.Helper()
+	return newAzureFrom(t, fakeazure.GraphOptions{Users: users, Fault: fault}, tokenFault)
+}
+
+// newAzureFrom is newAzure with a fake Graph configured by o, whose Token is
+// the fake Azure's, and a fake identity endpoint that does what tokenFault
+// says.
+func newAzureFrom(t *testing.T, o fakeazure.GraphOptions, tokenFault func(int) fakeazure.Fault) *azure {
+	t.Helper()
 	a := &azure{clientID: fakeazure.NewClientID(), header: "hdr-" + fakeazure.NewClientID(), token: "tok-" + fakeazure.NewClientID()}
 	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token, Fault: tokenFault})
-	a.graph = fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: a.token, Fault: fault})
+	o.Token = a.token
+	a.graph = fakeazure.NewGraph(o)
 	is := httptest.NewServer(a.identity)
 	t.Cleanup(is.Close)
 	gs := httptest.NewServer(a.graph)
