@@ -198,3 +198,49 @@ func TestCheckScheduleAcceptsWhatTheTimerTriggerAccepts(t *testing.T) {
 		assert.Error(t, CheckSchedule(s), s)
 	}
 }
+
+func TestLoadReadsTheStorageConnectionWhenDeltaOrExportsNeedIt(t *testing.T) {
+	c, err := Load(env(map[string]string{Mode: "DELTA", "AzureWebJobsStorage": "UseDevelopmentStorage=true", Container: "users-state"}))
+	require.NoError(t, err)
+	assert.Equal(t, ModeDelta, c.Mode)
+	assert.Equal(t, "users-state", c.Container)
+	assert.Equal(t, "http://127.0.0.1:10000/devstoreaccount1", c.Storage.Endpoint)
+
+	c, err = Load(env(map[string]string{Export: "true", Storage: "JobStore",
+		"JobStore__blobServiceUri": "https://acct.blob.core.windows.net", "JobStore__clientId": testClientID}))
+	require.NoError(t, err)
+	assert.True(t, c.Export)
+	assert.Equal(t, "https://acct.blob.core.windows.net", c.Storage.Endpoint)
+	assert.Equal(t, testClientID, c.Storage.ClientID)
+
+	c, err = Load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, ModeList, c.Mode)
+	assert.Empty(t, c.Storage.Endpoint, "list mode without exports reads no storage")
+}
+
+func TestLoadRefusesDeltaOrExportsWithoutStorage(t *testing.T) {
+	const key = "c2VjcmV0LWtleS1ub3QtdG8tYmUtcHJpbnRlZA=="
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"delta with no connection", map[string]string{Mode: "delta"}, []string{Storage + ": GRAPH_USERS_MODE=delta needs a storage connection", "AzureWebJobsStorage"}},
+		{"exports with no connection", map[string]string{Export: "true", Storage: "Missing"}, []string{Storage + ": GRAPH_USERS_EXPORT=true needs a storage connection", "Missing"}},
+		{"a connection string without an account", map[string]string{Mode: "delta", "AzureWebJobsStorage": "AccountKey=" + key}, []string{Storage + ": "}},
+		{"an unknown mode", map[string]string{Mode: "changes"}, []string{Mode + ": \"changes\" is not list or delta"}},
+		{"a container name storage refuses", map[string]string{Container: "Users_State"}, []string{Container + ": "}},
+		{"an export switch that is not boolean", map[string]string{Export: "sometimes"}, []string{Export + ": "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(tt.env))
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.NotContains(t, err.Error(), key, "a key is never repeated")
+		})
+	}
+}
