@@ -12,10 +12,37 @@ build:
 	$(GO) build -o handler ./cmd/handler
 	$(GO) build -o bin/fakeazure ./cmd/fakeazure
 
-## run: fakes + the real handler + one timer invocation exactly as the host sends it
-run: build
-	bin/fakeazure -users $(USERS) -identity-addr 127.0.0.1:0 -graph-addr 127.0.0.1:0 \
-		-handler ./handler -app-root . -invocation testdata/invocations/timer.json
+## run: fakes + the real handler + one timer invocation exactly as the host sends it. USERS sets the
+## tenant's size, REALISTIC=1 names users as a real directory does, LATENCY (such as 200ms) delays each
+## Graph page, PARALLEL sets GRAPH_USERS_PARALLEL. MODE=delta runs twice, with CHANGES made to the tenant
+## in between, keeping its place in a throwaway Azurite; EXPORT=true exports to it too
+MODE      ?=
+EXPORT    ?=
+PARALLEL  ?=
+LATENCY   ?= 0s
+REALISTIC ?=
+CHANGES   ?= {"add":5,"update":20,"rename":2,"softDelete":3,"hardDelete":2}
+RUN_STORAGE = $(filter delta,$(MODE))$(filter true,$(EXPORT))
+RUN_ENV = $(if $(MODE),GRAPH_USERS_MODE=$(MODE)) $(if $(EXPORT),GRAPH_USERS_EXPORT=$(EXPORT)) \
+	$(if $(PARALLEL),GRAPH_USERS_PARALLEL=$(PARALLEL))
+RUN_FAKES = bin/fakeazure -users $(USERS) $(if $(REALISTIC),-realistic) -latency $(LATENCY) \
+	-identity-addr 127.0.0.1:0 -graph-addr 127.0.0.1:0 -handler ./handler -app-root . \
+	-invocation testdata/invocations/timer.json $(if $(filter delta,$(MODE)),-changes '$(CHANGES)')
+run: build $(if $(RUN_STORAGE),$(AZURITE_STAMP))
+ifeq ($(RUN_STORAGE),)
+	$(RUN_ENV) $(RUN_FAKES)
+else
+	@set -euo pipefail; dir=$$(mktemp -d); \
+	.azurite/npm/node_modules/.bin/azurite-blob --skipApiVersionCheck --disableTelemetry --location "$$dir" \
+		--blobHost 127.0.0.1 --blobPort 0 > "$$dir/azurite.log" 2>&1 & azurite=$$!; \
+	trap 'kill $$azurite 2>/dev/null; wait $$azurite 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	for i in $$(seq 300); do port=$$(sed -n 's|.*listens on http://127.0.0.1:\([0-9]*\).*|\1|p' "$$dir/azurite.log"); \
+		[ -n "$$port" ] && break; sleep 0.1; done; \
+	[ -n "$$port" ] || { cat "$$dir/azurite.log"; echo "Azurite did not start"; exit 1; }; \
+	echo "Azurite (blob) on 127.0.0.1:$$port, data in $$dir"; \
+	export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:$$port/devstoreaccount1;"; \
+	$(RUN_ENV) $(RUN_FAKES)
+endif
 
 ## fake: the fakes on the fixed ports local.settings.json.example names, until Ctrl-C
 fake: build

@@ -22,6 +22,9 @@ import (
 // hostFlags say which handler to host and how to invoke it.
 type hostFlags struct {
 	handler, appRoot, invocation string
+	// changes, when set, is the JSON of the fakeazure.Changes made to the
+	// tenant between a first invocation and a second.
+	changes string
 }
 
 // hostEnv is what the handler's environment is made of: the app settings
@@ -30,6 +33,8 @@ type hostEnv struct {
 	getenv                                     func(string) string
 	clientID, identityEndpoint, identityHeader string
 	graphEndpoint                              string
+	// change changes the fake tenant.
+	change func(fakeazure.Changes) fakeazure.Changed
 }
 
 // passedSettings are the job's own app settings: set in the environment of
@@ -76,6 +81,15 @@ func playHost(ctx context.Context, hf hostFlags, he hostEnv, stdout, stderr io.W
 	body, err := os.ReadFile(hf.invocation)
 	if err != nil {
 		return fmt.Errorf("-invocation: %w", err)
+	}
+	var changes *fakeazure.Changes
+	if hf.changes != "" {
+		changes = &fakeazure.Changes{}
+		dec := json.NewDecoder(strings.NewReader(hf.changes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(changes); err != nil {
+			return fmt.Errorf("-changes %q: %w", hf.changes, err)
+		}
 	}
 	function, err := functionName(root)
 	if err != nil {
@@ -130,6 +144,17 @@ func playHost(ctx context.Context, hf hostFlags, he hostEnv, stdout, stderr io.W
 		return fmt.Errorf("the handler exited before it answered GET /: %v", err)
 	}
 
+	if err := invoke(ctx, host, function, body, stdout); err != nil || changes == nil {
+		return err
+	}
+	changed := he.change(*changes)
+	fmt.Fprintf(stdout, "changed the fake tenant: %d added, %d updated, %d renamed, %d soft-deleted, %d hard-deleted, %d restored\n",
+		len(changed.Added), len(changed.Updated), len(changed.Renamed), len(changed.SoftDeleted), len(changed.HardDeleted), len(changed.Restored))
+	return invoke(ctx, host, function, body, stdout)
+}
+
+// invoke POSTs one invocation and prints the response.
+func invoke(ctx context.Context, host fakeazure.Host, function string, body []byte, stdout io.Writer) error {
 	inv, err := host.Invoke(ctx, function, body)
 	if err != nil {
 		return err

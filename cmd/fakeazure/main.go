@@ -70,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&hf.handler, "handler", "", "play the Functions host: start this handler `binary`, invoke it once, print its logs and response, stop")
 	fs.StringVar(&hf.appRoot, "app-root", ".", "with -handler: the function app's root `folder` (host.json, GraphUsersTimer/)")
 	fs.StringVar(&hf.invocation, "invocation", "testdata/invocations/timer.json", "with -handler: the invocation body `file` to POST")
+	fs.StringVar(&hf.changes, "changes", "", "with -handler: after the first invocation, change the fake tenant as this `JSON` says, "+
+		`such as {"add":5,"update":20,"rename":2,"softDelete":3,"hardDelete":2}, and invoke again`)
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // the usage is already on stderr
@@ -129,6 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				identityEndpoint: "http://" + identity.ln.Addr().String() + fakeazure.AppServicePath,
 				identityHeader:   *header,
 				graphEndpoint:    "http://" + graph.ln.Addr().String(),
+				change:           g.Change,
 			}, stdout, stderr)
 		}()
 		select {
