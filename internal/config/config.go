@@ -116,14 +116,7 @@ var Settings = []Setting{
 	{
 		Name: Port, Default: "8080", Origin: ByHost,
 		Doc: "set by the host; the handler listens on `127.0.0.1` only",
-		parse: func(c *Config, v string) error {
-			p, err := strconv.Atoi(v)
-			if err != nil || p < 1 || p > 65535 {
-				return fmt.Errorf("%q is not a TCP port (1 to 65535)", v)
-			}
-			c.Port = p
-			return nil
-		},
+		parse: integer(1, 65535, "a TCP port:", func(c *Config, n int) { c.Port = n }),
 	},
 	{
 		Name: ClientID, DefaultDoc: "required",
@@ -164,39 +157,18 @@ var Settings = []Setting{
 	{
 		Name: UsersTop, Default: "999",
 		Doc: "`$top`, 1..999",
-		parse: func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 999 {
-				return fmt.Errorf("%q is not a page size: Graph accepts 1 to 999", v)
-			}
-			c.PageSize = n
-			return nil
-		},
+		parse: integer(1, 999, "a page size: Graph accepts", func(c *Config, n int) { c.PageSize = n }),
 	},
 	{
 		Name: UsersLogEach, Default: "true",
 		Doc: "one log line per user, or the summary alone",
-		parse: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", v)
-			}
-			c.LogEach = b
-			return nil
-		},
+		parse: boolean(func(c *Config, b bool) { c.LogEach = b }),
 	},
 	{
 		Name: Parallel, Default: "16",
 		Doc: "how many listing streams run at once, 1..64, when the users do not fit on one page; 1 is one cursor. " +
 			"See [Parallel streams](#parallel-streams)",
-		parse: func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 64 {
-				return fmt.Errorf("%q is not a number of streams: 1 to 64", v)
-			}
-			c.Parallel = n
-			return nil
-		},
+		parse: integer(1, 64, "a number of streams:", func(c *Config, n int) { c.Parallel = n }),
 	},
 	{
 		Name: Mode, Default: ModeList,
@@ -239,14 +211,7 @@ var Settings = []Setting{
 		Name: Export, Default: "false",
 		Doc: "`true`: write each run's users, or a delta round's changes, to Blob Storage as `.jsonl.gz`. " +
 			"See [Exports](#exports)",
-		parse: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", v)
-			}
-			c.Export = b
-			return nil
-		},
+		parse: boolean(func(c *Config, b bool) { c.Export = b }),
 	},
 	{
 		Name: Schedule, DefaultDoc: "required",
@@ -291,6 +256,31 @@ var Settings = []Setting{
 			return nil
 		},
 	},
+}
+
+// boolean parses true or false into a field.
+func boolean(set func(*Config, bool)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		set(c, b)
+		return nil
+	}
+}
+
+// integer parses a whole number from lo to hi into a field; what says what
+// the number is, for the error.
+func integer(lo, hi int, what string, set func(*Config, int)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("%q is not %s %d to %d", v, what, lo, hi)
+		}
+		set(c, n)
+		return nil
+	}
 }
 
 // Load reads every setting through getenv and validates it. Its error names

@@ -203,28 +203,17 @@ func (sh *idShard) grow(s *idSet) {
 	sh.slab, sh.cap = slab, newCap
 }
 
-// len is how many keys the record holds.
-func (s *idSet) len() int {
-	n := 0
+// size is how many keys the record holds and how much memory its slots
+// take.
+func (s *idSet) size() (keys, bytes int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += int(sh.n)
+		keys += int(sh.n)
+		bytes += len(sh.slab)
 		sh.mu.Unlock()
 	}
-	return n
-}
-
-// bytes is how much memory the record's slots take.
-func (s *idSet) bytes() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.slab)
-		sh.mu.Unlock()
-	}
-	return n
+	return keys, bytes
 }
 
 // close gives the record's memory back. The record is not used after.
