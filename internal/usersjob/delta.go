@@ -122,20 +122,28 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 		// where the export began.
 		next.ExportFrom = from
 	}
+	// last is the writer of the latest line: lines gather in two writers,
+	// and a user may come twice on a page, removed and then back; its lines
+	// keep Graph's order, so the other writer's lines go first.
+	var last *joblog.ObjectWriter
 	sink := graph.DeltaSink{
 		Change: func(c graph.Change) error {
 			if changed != nil {
-				var err error
+				w, line := changed, c.JSON
 				if c.Removed != "" {
-					line, _ := json.Marshal(struct {
+					w = removed
+					line, _ = json.Marshal(struct {
 						ID     string `json:"id"`
 						Reason string `json:"reason"`
 					}{c.ID, c.Removed})
-					err = removed.Write(line)
-				} else {
-					err = changed.Write(c.JSON)
 				}
-				if err != nil {
+				if last != nil && last != w {
+					if err := last.Flush(); err != nil {
+						return fmt.Errorf("write change lines: %w", err)
+					}
+				}
+				last = w
+				if err := w.Write(line); err != nil {
 					return err
 				}
 			}
