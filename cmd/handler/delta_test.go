@@ -562,6 +562,26 @@ func TestDeltaMode(t *testing.T) {
 		}
 	})
 
+	t.Run("starts over when GRAPH_ENDPOINT no longer names the link's Graph", func(t *testing.T) {
+		before, _ := newDeltaAzure(t, 40)
+		name := acct.newContainer("moved")
+		runOnce(t, before, acct.deltaSettings(t, before, name)).ok(t)
+
+		// The same storage, another Graph: the saved link is the old one's.
+		// It is never asked, nor is the token sent there.
+		asked := before.graph.Requests()
+		after, _ := newDeltaAzure(t, 70)
+		o := runOnce(t, after, acct.deltaSettings(t, after, name))
+		o.ok(t)
+		assert.Contains(t, strings.Join(o.logs, "\n"), "warning: the saved delta link is not on GRAPH_ENDPOINT")
+		require.NotNil(t, o.summary)
+		assert.Equal(t, "full", o.summary["mode"])
+		assert.Equal(t, 70.0, o.summary["users"])
+		st, _, _ := acct.readState(t, name)
+		assert.True(t, strings.HasPrefix(st.Link, after.graphURL+"/"), "a link of the new Graph is saved")
+		assert.Equal(t, asked, before.graph.Requests(), "the old Graph is not asked")
+	})
+
 	t.Run("starts over without asking a link older than 7 days", func(t *testing.T) {
 		az, h := newDeltaAzure(t, 120)
 		name := acct.newContainer("stale")

@@ -96,6 +96,15 @@ func (c *Client) DeltaLatest(ctx context.Context, sel []string) (string, error) 
 	return link, err
 }
 
+// OwnsLink reports whether link, such as a delta link an earlier run saved,
+// is on this client's Graph endpoint. One that is not, saved before
+// GRAPH_ENDPOINT changed, is never followed: Delta would refuse it with an
+// *OriginError, as it refuses any link that would take the token elsewhere.
+func (c *Client) OwnsLink(link string) bool {
+	_, err := c.ep.CheckOrigin(link)
+	return err == nil
+}
+
 // Delta follows a round from link, a deltaLink or a nextLink of a round
 // that stopped, to its new deltaLink, with Prefer: return=minimal: an
 // updated user carries only the properties that changed.

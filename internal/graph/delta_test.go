@@ -501,3 +501,18 @@ func TestDeltaStoppedByTheContextReturnsWhatItHanded(t *testing.T) {
 		assert.Equal(t, graph.DeltaStats{Changed: 29}, st, "the change the sink refused is not counted")
 	})
 }
+
+func TestDeltaOwnsOnlyLinksOfItsEndpoint(t *testing.T) {
+	tn := newDeltaTenant(t, 10, nil)
+	link := tn.latestLink(t)
+	assert.True(t, tn.client.OwnsLink(link))
+	for _, other := range []string{
+		strings.Replace(link, "https://", "http://", 1),
+		strings.Replace(link, tn.URL.Host, "127.0.0.1:1", 1),
+		"https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x",
+		"/v1.0/users/delta?$deltatoken=x",
+		"::not a URL",
+	} {
+		assert.False(t, tn.client.OwnsLink(other), other)
+	}
+}

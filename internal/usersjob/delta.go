@@ -46,6 +46,12 @@ func (j *Job) runDelta(r *run) error {
 			age.Round(time.Hour)))
 		return j.fullListing(r, blob)
 	}
+	if !j.client.OwnsLink(st.Link) || st.ExportFrom != "" && !j.client.OwnsLink(st.ExportFrom) {
+		// The state is another Graph's: its link was saved before
+		// GRAPH_ENDPOINT changed, and that Graph never gets the token.
+		r.warn("warning: the saved delta link is not on GRAPH_ENDPOINT, which has changed since it was saved: listing every user again")
+		return j.fullListing(r, blob)
+	}
 	from := st.Link
 	if st.ExportFrom != "" && j.opts.Export {
 		r.warn("warning: the last delta round stopped before its export was saved: reading its changes again " +
