@@ -442,6 +442,32 @@ func TestDeltaMode(t *testing.T) {
 		assert.Equal(t, 0.0, third.changes["removed"])
 	})
 
+	t.Run("a change made while the first listing runs comes in the next round", func(t *testing.T) {
+		az, h := newDeltaAzure(t, 400)
+		env := acct.deltaSettings(t, az, acct.newContainer("during"))
+		env["GRAPH_USERS_PARALLEL"] = "4"
+		var once sync.Once
+		h.onFault(func(pr fakeazure.PageRequest) fakeazure.Fault {
+			if pr.Path == fakeazure.UsersPath && pr.Page == 1 {
+				once.Do(func() {
+					// User 0 is on the first page, read already.
+					assert.NoError(t, az.graph.UpdateUser(0, fakeazure.UserUpdate{JobTitle: "Meanwhile"}))
+				})
+			}
+			return fakeazure.Fault{}
+		})
+		first := runOnce(t, az, env)
+		first.ok(t)
+		assert.Equal(t, idSet(rangeOf(0, 400)), ids(first.users), "every user once, over the streams")
+		assert.Greater(t, first.summary["streams"], 1.0)
+
+		h.onFault(nil)
+		next := runOnce(t, az, env)
+		next.ok(t)
+		require.Len(t, next.changed, 1)
+		assert.Equal(t, map[string]any{"id": fakeazure.UserID(0), "jobTitle": "Meanwhile"}, next.changed[0])
+	})
+
 	t.Run("logs a user's changes in Graph's order", func(t *testing.T) {
 		// Graph may send a user twice in a round: removed, then restored.
 		// The lines must keep that order, or a reader that applies them
