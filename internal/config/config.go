@@ -307,6 +307,12 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
 	}
+	if c.Mode == ModeDelta && c.Filter != "" {
+		// Delta's $filter takes only id eq: a round would report every
+		// user's changes, whatever the filter listed.
+		errs = append(errs, fmt.Errorf("%s: GRAPH_USERS_MODE=delta cannot apply a filter, as Graph's delta query takes "+
+			"none but id eq: leave it empty in delta mode, or use GRAPH_USERS_MODE=list", UsersFilter))
+	}
 	if (c.Mode == ModeDelta || c.Export) && c.StorageName != "" {
 		conn, err := storage.ParseConnection(c.StorageName, getenv, c.ClientID)
 		if err != nil {

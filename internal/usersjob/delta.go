@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"graphuserstimer/internal/graph"
@@ -45,6 +46,11 @@ func (j *Job) runDelta(r *run) error {
 		r.warn(fmt.Sprintf("warning: the saved delta link is %s old, older than the 7 days Graph keeps one: listing every user again",
 			age.Round(time.Hour)))
 		return j.fullListing(r, blob)
+	case st.Select != nil && !sameSelect(st.Select, j.opts.Query.Select):
+		r.warn(fmt.Sprintf("warning: GRAPH_USERS_SELECT has changed since the saved delta link was taken (%s then, %s now), "+
+			"and a round reports only the properties its link was taken with: listing every user again",
+			strings.Join(st.Select, ","), strings.Join(j.opts.Query.Select, ",")))
+		return j.fullListing(r, blob)
 	}
 	if !j.client.OwnsLink(st.Link) || st.ExportFrom != "" && !j.client.OwnsLink(st.ExportFrom) {
 		// The state is another Graph's: its link was saved before
@@ -82,6 +88,7 @@ func (j *Job) fullListing(r *run, blob *stateBlob) error {
 	st := state{
 		Link:          link,
 		LinkSince:     r.start,
+		Select:        j.opts.Query.Select,
 		FullListingAt: r.start,
 		Last:          stateRun{At: j.opts.Now().UTC(), Mode: "full", Users: stats.Users, Pages: stats.Pages},
 	}

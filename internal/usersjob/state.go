@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -29,6 +31,10 @@ type state struct {
 	// LinkSince is when the deltaLink that Link comes from was issued:
 	// Graph keeps it 7 days.
 	LinkSince time.Time `json:"linkSince"`
+	// Select is the $select the link was asked with, which it carries:
+	// a round from it reports those properties and no other, so another
+	// GRAPH_USERS_SELECT needs a new link and a full listing.
+	Select []string `json:"select,omitempty"`
 	// ExportFrom, when set, is where the round whose export is not yet
 	// committed began: a run that fails before it commits carries on from
 	// there, so that every change lands in an export.
@@ -110,4 +116,18 @@ func (e *corruptStateError) Error() string {
 	return fmt.Sprintf("the delta state %s/%s cannot be read (%s): delete the blob to start over with a full listing "+
 		"(az storage blob delete --container-name %s --name %s, with the account of GRAPH_USERS_STORAGE)",
 		e.container, e.blob, e.why, e.container, e.blob)
+}
+
+// sameSelect reports whether two $select lists name the same properties,
+// in any order and case, as Graph reads them.
+func sameSelect(a, b []string) bool {
+	norm := func(props []string) []string {
+		out := make([]string, len(props))
+		for i, p := range props {
+			out[i] = strings.ToLower(strings.TrimSpace(p))
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return slices.Equal(norm(a), norm(b))
 }
