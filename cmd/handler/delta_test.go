@@ -608,6 +608,35 @@ func TestDeltaMode(t *testing.T) {
 		assert.Equal(t, asked, before.graph.Requests(), "the old Graph is not asked")
 	})
 
+	t.Run("starts over when GRAPH_USERS_SELECT changed", func(t *testing.T) {
+		// The link carries the $select it was asked with: a round from it
+		// would never send the property added since.
+		az, _ := newDeltaAzure(t, 30)
+		name := acct.newContainer("select")
+		env := acct.deltaSettings(t, az, name)
+		runOnce(t, az, env).ok(t)
+
+		env["GRAPH_USERS_SELECT"] = deltaSelect + ",department"
+		o := runOnce(t, az, env)
+		o.ok(t)
+		assert.Contains(t, strings.Join(o.logs, "\n"), "warning: GRAPH_USERS_SELECT has changed since the saved delta link was taken")
+		require.NotNil(t, o.summary)
+		assert.Equal(t, "full", o.summary["mode"])
+		require.Len(t, o.users, 30)
+		assert.Contains(t, o.users[0], "department", "every user with the new property")
+
+		require.NoError(t, az.graph.UpdateUser(3, fakeazure.UserUpdate{JobTitle: "Same select"}))
+		o = runOnce(t, az, env)
+		o.ok(t)
+		require.NotNil(t, o.changes, "the same select: a round")
+		assert.Len(t, o.changed, 1)
+
+		env["GRAPH_USERS_SELECT"] = " department, jobTitle ,displayName,mail,userPrincipalName"
+		o = runOnce(t, az, env)
+		o.ok(t)
+		assert.NotNil(t, o.changes, "the same properties in another order: a round")
+	})
+
 	t.Run("starts over without asking a link older than 7 days", func(t *testing.T) {
 		az, h := newDeltaAzure(t, 120)
 		name := acct.newContainer("stale")
@@ -929,7 +958,7 @@ func TestDeltaModeSurvivesStorageOutages(t *testing.T) {
 	}
 }
 
-func TestDeltaModeRefusesToStartWithoutItsStorage(t *testing.T) {
+func TestDeltaModeRefusesSettingsItCannotUse(t *testing.T) {
 	key := azurite.AccountKey
 	tests := []struct {
 		name string
@@ -950,6 +979,11 @@ func TestDeltaModeRefusesToStartWithoutItsStorage(t *testing.T) {
 			name: "delta mode and no storage connection",
 			env:  map[string]string{"GRAPH_USERS_MODE": "delta"},
 			want: []string{"GRAPH_USERS_STORAGE", "GRAPH_USERS_MODE=delta needs a storage connection", "AzureWebJobsStorage"},
+		},
+		{
+			name: "a filter, which delta rounds cannot apply",
+			env:  map[string]string{"GRAPH_USERS_MODE": "delta", "GRAPH_USERS_FILTER": "accountEnabled eq true", "AzureWebJobsStorage": "UseDevelopmentStorage=true"},
+			want: []string{"GRAPH_USERS_FILTER", "GRAPH_USERS_MODE=delta"},
 		},
 		{
 			name: "exports and no storage connection",
