@@ -1,6 +1,7 @@
 package usersjob
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,6 +66,10 @@ type stateBlob struct {
 	store *storage.Container
 	name  string
 	etag  azcore.ETag // "" until the blob exists
+	// unsure is what a write that its context cut short tried to write:
+	// storage may have written it before its answer was given up on, and
+	// the ETag then changed with it.
+	unsure []byte
 }
 
 // stateName is the blob of fn's state.
@@ -101,8 +106,19 @@ func (b *stateBlob) write(ctx context.Context, st state) error {
 	if err != nil {
 		return fmt.Errorf("encode the state: %w", err)
 	}
+	if b.unsure != nil {
+		// A blob that holds what this run tried to write was written by
+		// this run: its ETag is ours, not a sign of someone else.
+		if cur, etag, err := b.store.Get(ctx, b.name); err == nil && bytes.Equal(cur, b.unsure) {
+			b.etag = etag
+		}
+		b.unsure = nil
+	}
 	etag, err := b.store.Put(ctx, b.name, data, b.etag)
 	if err != nil {
+		if ctx.Err() != nil {
+			b.unsure = data
+		}
 		return err
 	}
 	b.etag = etag
