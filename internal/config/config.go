@@ -115,7 +115,7 @@ type Setting struct {
 var Settings = []Setting{
 	{
 		Name: Port, Default: "8080", Origin: ByHost,
-		Doc: "set by the host; the handler listens on `127.0.0.1` only",
+		Doc:   "set by the host; the handler listens on `127.0.0.1` only",
 		parse: integer(1, 65535, "a TCP port:", func(c *Config, n int) { c.Port = n }),
 	},
 	{
@@ -151,17 +151,17 @@ var Settings = []Setting{
 	},
 	{
 		Name: UsersFilter, DefaultDoc: "empty",
-		Doc:   "`$filter`, e.g. `accountEnabled eq true`",
+		Doc:   "`$filter`, e.g. `accountEnabled eq true`; not in `delta` mode, whose rounds Graph filters by id alone",
 		parse: func(c *Config, v string) error { c.Filter = v; return nil },
 	},
 	{
 		Name: UsersTop, Default: "999",
-		Doc: "`$top`, 1..999",
+		Doc:   "`$top`, 1..999",
 		parse: integer(1, 999, "a page size: Graph accepts", func(c *Config, n int) { c.PageSize = n }),
 	},
 	{
 		Name: UsersLogEach, Default: "true",
-		Doc: "one log line per user, or the summary alone",
+		Doc:   "one log line per user, or the summary alone",
 		parse: boolean(func(c *Config, b bool) { c.LogEach = b }),
 	},
 	{
@@ -296,6 +296,12 @@ func Load(getenv func(string) string) (Config, error) {
 		if err := s.parse(&c, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
+	}
+	if c.Mode == ModeDelta && c.Filter != "" {
+		// Delta's $filter takes only id eq: a round would report every
+		// user's changes, whatever the filter listed.
+		errs = append(errs, fmt.Errorf("%s: GRAPH_USERS_MODE=delta cannot apply a filter, as Graph's delta query takes "+
+			"none but id eq: leave it empty in delta mode, or use GRAPH_USERS_MODE=list", UsersFilter))
 	}
 	if (c.Mode == ModeDelta || c.Export) && c.StorageName != "" {
 		conn, err := storage.ParseConnection(c.StorageName, getenv, c.ClientID)

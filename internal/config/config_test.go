@@ -244,3 +244,13 @@ func TestLoadRefusesDeltaOrExportsWithoutStorage(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadRefusesAFilterInDeltaMode(t *testing.T) {
+	_, err := Load(env(map[string]string{Mode: "delta", UsersFilter: "accountEnabled eq true", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), UsersFilter+": GRAPH_USERS_MODE=delta cannot apply a filter")
+
+	c, err := Load(env(map[string]string{Mode: "list", UsersFilter: "accountEnabled eq true"}))
+	require.NoError(t, err, "a listing applies it")
+	assert.Equal(t, "accountEnabled eq true", c.Filter)
+}

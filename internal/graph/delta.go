@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"net/http"
 	"strings"
 )
@@ -15,7 +17,8 @@ import (
 // them. It cannot be split: delta's $filter takes only ids. It is read with
 // the same lister as a listing (fetch-ahead, retries, re-reads, origin
 // checks), but its changes are handed over as they come, a user changed
-// twice twice, since the later change is the newer.
+// twice twice, since the later change is the newer; only a page read again
+// skips what an earlier attempt at it handed over.
 
 // DeltaStats counts what a delta round did.
 type DeltaStats struct {
@@ -93,6 +96,15 @@ func (c *Client) DeltaLatest(ctx context.Context, sel []string) (string, error) 
 	return link, err
 }
 
+// OwnsLink reports whether link, such as a delta link an earlier run saved,
+// is on this client's Graph endpoint. One that is not, saved before
+// GRAPH_ENDPOINT changed, is never followed: Delta would refuse it with an
+// *OriginError, as it refuses any link that would take the token elsewhere.
+func (c *Client) OwnsLink(link string) bool {
+	_, err := c.ep.CheckOrigin(link)
+	return err == nil
+}
+
 // Delta follows a round from link, a deltaLink or a nextLink of a round
 // that stopped, to its new deltaLink, with Prefer: return=minimal: an
 // updated user carries only the properties that changed.
@@ -110,15 +122,26 @@ func (c *Client) delta(ctx context.Context, first string, sink DeltaSink, header
 	}
 	ls := &listing{c: c, sink: Sink{Warn: sink.Warn}, seen: newIDSet()}
 	defer ls.seen.close()
-	r := &deltaRound{sink: sink}
+	r := newDeltaRound(sink)
 	l := ls.newLister(0, "delta round", first)
 	l.header = header
-	l.onUser, l.atPage, l.pageDone = r.change, r.atPage, func(link string) error {
+	l.onUser, l.atPage, l.handedOnPage = r.change, r.atPage, func() int { return r.onPage }
+	l.pageDone = func(link string) error {
 		if link == "" {
 			return fmt.Errorf("delta %s: %w", l.where(), &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
 		}
 		r.st.Pages = l.pages
-		return sink.Page(link, link == l.deltaLink, r.stats(ls))
+		last := link == l.deltaLink
+		if err := sink.Page(link, last, r.stats(ls)); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil && !last {
+			// The next page may have come already, fetched ahead: a round
+			// told to stop hands no more changes over once its place is
+			// kept.
+			return context.Cause(ctx)
+		}
+		return nil
 	}
 	err := l.run(ctx)
 	st := r.stats(ls)
@@ -136,27 +159,49 @@ func expiredLink(re *ResponseError) bool {
 
 // deltaRound is a round's state between its pages.
 type deltaRound struct {
-	sink DeltaSink
-	st   DeltaStats
-	// handed is how many changes of the current page were handed over;
-	// at how many this attempt at it is. A page read again after it broke
-	// off skips the changes handed over before, by position: a user may
-	// come twice on one page, and the second is the newer.
-	handed, at int
+	sink  DeltaSink
+	st    DeltaStats
+	seeds [2]maphash.Seed
+	// handed holds a keyed hash of each change of the current page handed
+	// over, by any attempt at it, and how many times; before is what of it
+	// earlier attempts handed and this one has not met again yet. A page
+	// read again after it broke off skips the changes already handed over
+	// by what they hold, not by where they are: when the tenant changed
+	// between the attempts, Graph may send the page with a change less (a
+	// user changed again comes later in the round) and the others moved up.
+	// A change that holds the same bytes as one handed over says nothing
+	// new, wherever it is; a user that comes twice on a page with different
+	// properties comes twice, and the second is the newer.
+	handed, before map[[2]uint64]int
+	// onPage is how many changes of the current page were handed over.
+	onPage int
+}
+
+func newDeltaRound(sink DeltaSink) *deltaRound {
+	return &deltaRound{
+		sink:   sink,
+		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		handed: map[[2]uint64]int{},
+		before: map[[2]uint64]int{},
+	}
 }
 
 // atPage starts an attempt at a page: a new one, or the same again.
 func (r *deltaRound) atPage(again bool) {
 	if !again {
-		r.handed = 0
+		clear(r.handed)
+		r.onPage = 0
 	}
-	r.at = 0
+	clear(r.before)
+	maps.Copy(r.before, r.handed)
 }
 
-// change hands one change over, unless an earlier attempt at this page did.
+// change hands one change over, unless an earlier attempt at this page
+// handed the same.
 func (r *deltaRound) change(obj, id []byte) error {
-	r.at++
-	if r.at <= r.handed {
+	h := [2]uint64{maphash.Bytes(r.seeds[0], obj), maphash.Bytes(r.seeds[1], obj)}
+	if r.before[h] > 0 {
+		r.before[h]--
 		return nil
 	}
 	c := Change{JSON: obj, ID: string(id)}
@@ -179,7 +224,8 @@ func (r *deltaRound) change(obj, id []byte) error {
 	if err := r.sink.Change(c); err != nil {
 		return err
 	}
-	r.handed++
+	r.handed[h]++
+	r.onPage++
 	if c.Removed != "" {
 		r.st.Removed++
 	} else {

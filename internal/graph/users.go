@@ -213,11 +213,14 @@ type lister struct {
 	// A delta round's reading hands its changes to these instead: onUser
 	// each change, atPage the start of each attempt at a page (whether the
 	// page is read again), pageDone each page read, with the link the round
-	// carries on from; deltaLink is the link its last page ends with.
-	onUser    func(change, id []byte) error
-	atPage    func(again bool)
-	pageDone  func(link string) error
-	deltaLink string
+	// carries on from; handedOnPage says how many changes of the current
+	// page were handed over, for warnings; deltaLink is the link its last
+	// page ends with.
+	onUser       func(change, id []byte) error
+	atPage       func(again bool)
+	pageDone     func(link string) error
+	handedOnPage func() int
+	deltaLink    string
 	// pages counts this reading's pages, of which counted are in the
 	// totals; users and duplicates are what it has not yet added to them.
 	pages, users, duplicates int
@@ -478,15 +481,19 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 	for _, k := range l.onPage {
 		l.again[k] = true
 	}
+	handed, noun := len(l.again), "users"
+	if l.handedOnPage != nil {
+		handed, noun = l.handedOnPage(), "changes"
+	}
 	if _, ok := errors.AsType[*PageSyntaxError](err); ok {
 		// Graph sent it whole: worth one more try, in case something on
 		// the way garbled it, not six.
 		l.malformed++
 		return "", &failure{err: err, broken: true,
-			why: fmt.Sprintf("the page came whole but is not a valid page, after %d of its users (%v)", len(l.again), err)}
+			why: fmt.Sprintf("the page came whole but is not a valid page, after %d of its %s (%v)", handed, noun, err)}
 	}
 	return "", &failure{err: err, broken: true,
-		why: fmt.Sprintf("the page broke off after %d of its users (%v)", len(l.again), err)}
+		why: fmt.Sprintf("the page broke off after %d of its %s (%v)", handed, noun, err)}
 }
 
 // refused turns a page's answer that is not 200 into a failure. The error
@@ -537,7 +544,8 @@ func (l *lister) retry(ctx context.Context, attempt int, why string, d time.Dura
 		d = l.c.retry.backoff(attempt + 1)
 	}
 	l.ls.tally.add(func(st *Stats) { st.Retries++ })
-	l.warn(fmt.Sprintf("%s: %s; retry %d of %d in %s", l.where(), why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
+	// warn names the reading; the page is enough here.
+	l.warn(fmt.Sprintf("page %d: %s; retry %d of %d in %s", l.pages+1, why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
 	return wait(ctx, d)
 }
 

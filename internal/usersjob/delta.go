@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"graphuserstimer/internal/graph"
@@ -45,6 +46,17 @@ func (j *Job) runDelta(r *run) error {
 		r.warn(fmt.Sprintf("warning: the saved delta link is %s old, older than the 7 days Graph keeps one: listing every user again",
 			age.Round(time.Hour)))
 		return j.fullListing(r, blob)
+	case st.Select != nil && !sameSelect(st.Select, j.opts.Query.Select):
+		r.warn(fmt.Sprintf("warning: GRAPH_USERS_SELECT has changed since the saved delta link was taken (%s then, %s now), "+
+			"and a round reports only the properties its link was taken with: listing every user again",
+			strings.Join(st.Select, ","), strings.Join(j.opts.Query.Select, ",")))
+		return j.fullListing(r, blob)
+	}
+	if !j.client.OwnsLink(st.Link) || st.ExportFrom != "" && !j.client.OwnsLink(st.ExportFrom) {
+		// The state is another Graph's: its link was saved before
+		// GRAPH_ENDPOINT changed, and that Graph never gets the token.
+		r.warn("warning: the saved delta link is not on GRAPH_ENDPOINT, which has changed since it was saved: listing every user again")
+		return j.fullListing(r, blob)
 	}
 	from := st.Link
 	if st.ExportFrom != "" && j.opts.Export {
@@ -76,6 +88,7 @@ func (j *Job) fullListing(r *run, blob *stateBlob) error {
 	st := state{
 		Link:          link,
 		LinkSince:     r.start,
+		Select:        j.opts.Query.Select,
 		FullListingAt: r.start,
 		Last:          stateRun{At: j.opts.Now().UTC(), Mode: "full", Users: stats.Users, Pages: stats.Pages},
 	}
@@ -122,20 +135,28 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 		// where the export began.
 		next.ExportFrom = from
 	}
+	// last is the writer of the latest line: lines gather in two writers,
+	// and a user may come twice on a page, removed and then back; its lines
+	// keep Graph's order, so the other writer's lines go first.
+	var last *joblog.ObjectWriter
 	sink := graph.DeltaSink{
 		Change: func(c graph.Change) error {
 			if changed != nil {
-				var err error
+				w, line := changed, c.JSON
 				if c.Removed != "" {
-					line, _ := json.Marshal(struct {
+					w = removed
+					line, _ = json.Marshal(struct {
 						ID     string `json:"id"`
 						Reason string `json:"reason"`
 					}{c.ID, c.Removed})
-					err = removed.Write(line)
-				} else {
-					err = changed.Write(c.JSON)
 				}
-				if err != nil {
+				if last != nil && last != w {
+					if err := last.Flush(); err != nil {
+						return fmt.Errorf("write change lines: %w", err)
+					}
+				}
+				last = w
+				if err := w.Write(line); err != nil {
 					return err
 				}
 			}

@@ -11,8 +11,11 @@ import (
 )
 
 // exportTime is how an export's name says when its run began:
-// 2026-11-30T23-00-00Z, with no colon, which some tools refuse in names.
-const exportTime = "2006-01-02T15-04-05Z"
+// 2026-11-30T23-00-00.000Z, with no colon, which some tools refuse in
+// names. The milliseconds keep apart the exports of runs that begin in the
+// same second, such as a manual run after a timer's: committing a block
+// list replaces a blob of the same name whole.
+const exportTime = "2006-01-02T15-04-05.000Z"
 
 // listAll lists every user: logs each one (when LogEach), exports each one
 // (when Export) and writes the summary, which carries mode. The export

@@ -1,10 +1,13 @@
 package usersjob
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -29,6 +32,10 @@ type state struct {
 	// LinkSince is when the deltaLink that Link comes from was issued:
 	// Graph keeps it 7 days.
 	LinkSince time.Time `json:"linkSince"`
+	// Select is the $select the link was asked with, which it carries:
+	// a round from it reports those properties and no other, so another
+	// GRAPH_USERS_SELECT needs a new link and a full listing.
+	Select []string `json:"select,omitempty"`
 	// ExportFrom, when set, is where the round whose export is not yet
 	// committed began: a run that fails before it commits carries on from
 	// there, so that every change lands in an export.
@@ -59,6 +66,10 @@ type stateBlob struct {
 	store *storage.Container
 	name  string
 	etag  azcore.ETag // "" until the blob exists
+	// unsure is what a write that its context cut short tried to write:
+	// storage may have written it before its answer was given up on, and
+	// the ETag then changed with it.
+	unsure []byte
 }
 
 // stateName is the blob of fn's state.
@@ -95,8 +106,19 @@ func (b *stateBlob) write(ctx context.Context, st state) error {
 	if err != nil {
 		return fmt.Errorf("encode the state: %w", err)
 	}
+	if b.unsure != nil {
+		// A blob that holds what this run tried to write was written by
+		// this run: its ETag is ours, not a sign of someone else.
+		if cur, etag, err := b.store.Get(ctx, b.name); err == nil && bytes.Equal(cur, b.unsure) {
+			b.etag = etag
+		}
+		b.unsure = nil
+	}
 	etag, err := b.store.Put(ctx, b.name, data, b.etag)
 	if err != nil {
+		if ctx.Err() != nil {
+			b.unsure = data
+		}
 		return err
 	}
 	b.etag = etag
@@ -110,4 +132,18 @@ func (e *corruptStateError) Error() string {
 	return fmt.Sprintf("the delta state %s/%s cannot be read (%s): delete the blob to start over with a full listing "+
 		"(az storage blob delete --container-name %s --name %s, with the account of GRAPH_USERS_STORAGE)",
 		e.container, e.blob, e.why, e.container, e.blob)
+}
+
+// sameSelect reports whether two $select lists name the same properties,
+// in any order and case, as Graph reads them.
+func sameSelect(a, b []string) bool {
+	norm := func(props []string) []string {
+		out := make([]string, len(props))
+		for i, p := range props {
+			out[i] = strings.ToLower(strings.TrimSpace(p))
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return slices.Equal(norm(a), norm(b))
 }
