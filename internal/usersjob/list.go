@@ -1,6 +1,7 @@
 package usersjob
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -126,8 +127,9 @@ func (j *Job) listAll(r *run, mode string) (graph.Stats, error) {
 // export is one run's export file, written as the run goes and committed
 // at its end.
 type export struct {
-	e    *storage.Export
-	done bool
+	e      *storage.Export
+	cancel context.CancelFunc // ends the staging's context
+	done   bool
 }
 
 // lines recycles the buffers lines are made in, one per stream at a time.
@@ -135,11 +137,20 @@ var lines = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }
 
 // newExport starts the run's export under kind/, named by when it began.
 func (j *Job) newExport(r *run, kind string) (*export, error) {
-	e, err := j.opts.Store.NewExport(r.ctx, kind+"/"+r.start.Format(exportTime)+".jsonl.gz")
+	// Blocks are staged under a context of their own, which outlives the
+	// run's deadline by the time a run may take to keep its place: a round
+	// stopped at its deadline commits what it read, blocks in flight
+	// included. A run that fails aborts the export, which stops them.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.ctx))
+	if dl, ok := r.ctx.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(context.WithoutCancel(r.ctx), dl.Add(saveTimeout))
+	}
+	e, err := j.opts.Store.NewExport(ctx, kind+"/"+r.start.Format(exportTime)+".jsonl.gz")
 	if err != nil {
+		cancel()
 		return nil, j.advise(r.ctx, err, graph.Stats{})
 	}
-	return &export{e: e}, nil
+	return &export{e: e, cancel: cancel}, nil
 }
 
 // write adds an object as one line, the same the log line carries. Safe for
@@ -161,6 +172,7 @@ func (x *export) write(obj []byte) error {
 // short time of its own.
 func (x *export) commit(r *run) (storage.Committed, error) {
 	x.done = true
+	defer x.cancel()
 	ctx, cancel := afterRun(r)
 	defer cancel()
 	c, err := x.e.Commit(ctx)
@@ -174,5 +186,6 @@ func (x *export) commit(r *run) (storage.Committed, error) {
 func (x *export) abort() {
 	if !x.done {
 		x.e.Abort()
+		x.cancel()
 	}
 }
