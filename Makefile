@@ -40,7 +40,7 @@ package:
 
 ## bench: every figure of the issues "Fast and flat", "A million users inside one timeout" and
 ## "Only what changed", each next to a baseline measured in the same run, with its ratio and target
-## (README, "Performance"); about nine minutes on 2 cores, never run in CI. BENCH names the parts
+## (README, "Performance"); about seven minutes on 2 cores, never run in CI. BENCH names the parts
 ## to run, of: fast (the listing in-process against a baseline client, peak heap, start-up and
 ## binary size; about two minutes), streams (the handler process over a million users at 200 ms a
 ## page: one cursor, 32 and 64 streams, a one-page tenant; about four minutes, the one cursor's

@@ -323,6 +323,7 @@ func streamsSections(get func(name, unit string) float64) []section {
 		}
 		streamsUsed := run(streams, "streams")
 		figures = append(figures, wall, cpu, rss,
+			figure{n + " streams: cores busy, handler and fakes", run(streams, "cores-busy"), one("cores-busy"), nan, target{}},
 			figure{n + " streams: pages of the largest part", run(streams, "largest-part-pages"), one("pages"), nan, target{}},
 			figure{n + " streams: requests ÷ streams", run(streams, "requests") / streamsUsed, one("requests"), nan, target{}},
 		)
@@ -331,7 +332,8 @@ func streamsSections(get func(name, unit string) float64) []section {
 		target{text: "exactly 1", atMost: true, bound: 1}})
 	return []section{{
 		title: "A million users inside one timeout — 1,000,000 realistic users, 200 ms to each page's first byte, bandwidth " +
-			"unlimited (loopback); the handler process, one invocation each; floor: the round trips the run needs × 200 ms",
+			"unlimited (loopback); the handler process, one invocation each; floor: the round trips the run needs × 200 ms; " +
+			"cores busy: the handler's CPU and the fakes' (with the reading of its output) over the wall time, of " + strconv.Itoa(runtime.NumCPU()),
 		columns: []string{"streams", "one cursor", "floor", "÷ one cursor"},
 		figures: figures,
 	}}
