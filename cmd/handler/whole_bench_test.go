@@ -367,6 +367,9 @@ func runOnce(b *testing.B, bin string, env map[string]string, az *benchAzure) ru
 	if dir := os.Getenv(cpuProfileDirEnv); dir != "" {
 		// The handler's own CPU profile: this test binary runs the same
 		// code as the handler, profiled (see TestHandlerProcess).
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
 		name := strings.NewReplacer("/", "_", "#", "_").Replace(b.Name())
 		cmd = exec.Command(os.Args[0], "-test.run=^TestHandlerProcess$")
 		cmd.Env = []string{cpuProfileEnv + "=" + filepath.Join(dir, name+".cpu.prof")}
