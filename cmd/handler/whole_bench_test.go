@@ -5,8 +5,9 @@ package main
 // The whole program, measured as the Functions host runs it: the built
 // handler is a process of its own, started with its app settings, invoked
 // once per configuration by a fake host, its stdout read by this process
-// (every user counted, each id once), and its peak RSS and CPU read from the
-// kernel when it exits, so that they are the handler's alone. The fake
+// (every user counted, each id once), its peak RSS read from the kernel once
+// the invocation is answered and its CPU when it exits, so that they are the
+// handler's alone. The fake
 // identity endpoint and the fake Graph run in this process, Azurite in its
 // own. `make bench` runs these with the figures of the issues
 // "A million users inside one timeout" (BenchmarkStreams) and "Only what
