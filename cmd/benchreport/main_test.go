@@ -32,6 +32,23 @@ ok  	graphuserstimer/internal/graph	60.0s
 BenchmarkStartup-2   30   6500000 ns/op   8.2 binary-MB   5.4 median-ms   6.7 p90-ms
 `
 
+// sampleWhole is the shape of the whole-program benchmarks' output, its
+// figures made up.
+const sampleWhole = `pkg: graphuserstimer/cmd/handler
+BenchmarkStreams/1M/1-stream-2     1  203000000000 ns/op  0.02 cores-busy  3000 cpu-ns/user  0 largest-part-pages  200.4 latency-floor-s  1002 pages  40.0 peak-rss-MiB  1002 requests  1002 round-trips  1.000 streams  1000000 users  203.0 wall-s
+BenchmarkStreams/1M/32-streams-2   1  11000000000 ns/op  0.95 cores-busy  3300 cpu-ns/user  47.00 largest-part-pages  9.800 latency-floor-s  1495 pages  50.0 peak-rss-MiB  1496 requests  49.00 round-trips  32.00 streams  1000000 users  10.15 wall-s
+BenchmarkStreams/1M/64-streams-2   1  8000000000 ns/op  1.90 cores-busy  3400 cpu-ns/user  33.00 largest-part-pages  7.000 latency-floor-s  1927 pages  70.0 peak-rss-MiB  1928 requests  35.00 round-trips  64.00 streams  1000000 users  7.300 wall-s
+BenchmarkStreams/1-page-2          1  250000000 ns/op  1.000 requests  999.0 users  0.2175 wall-s
+BenchmarkDelta/1M-2   1  16000000000 ns/op  10000 changes  0.1200 cpu-s  3.000 full-cpu-s  257.1 full-log-MB  1000117 full-log-lines  1002 full-pages  45.0 full-peak-rss-MiB  3.2 full-wall-s  10.00 latency-floor-s  1.761 log-MB  10002 log-lines  50.00 pages  20.0 peak-rss-MiB  50.00 requests  11.5 wall-s
+BenchmarkExport/1M/list-2          1  4000000000 ns/op  2500 cpu-ns/user  45.0 peak-rss-MiB  3.0 wall-s
+BenchmarkExport/1M/export-2        1  6000000000 ns/op  4400 cpu-ns/user  43.4 export-MB  60.0 peak-rss-MiB  5.0 wall-s
+BenchmarkExport/1M/list#01-2       1  4000000000 ns/op  2600 cpu-ns/user  46.0 peak-rss-MiB  3.1 wall-s
+BenchmarkExport/1M/export#01-2     1  6000000000 ns/op  4600 cpu-ns/user  43.4 export-MB  62.0 peak-rss-MiB  5.2 wall-s
+BenchmarkExport/1M/list#02-2       1  4000000000 ns/op  2700 cpu-ns/user  47.0 peak-rss-MiB  3.2 wall-s
+BenchmarkExport/1M/export#02-2     1  6000000000 ns/op  4800 cpu-ns/user  43.4 export-MB  66.0 peak-rss-MiB  5.4 wall-s
+PASS
+`
+
 func TestParseReadsEveryResultAndPassesTheInputThrough(t *testing.T) {
 	var echo bytes.Buffer
 	res, err := parse(strings.NewReader(sample), &echo)
@@ -71,7 +88,7 @@ func TestReportSaysWhichTargetsAreMet(t *testing.T) {
 	res, err := parse(strings.NewReader(sample), &bytes.Buffer{})
 	require.NoError(t, err)
 	var out bytes.Buffer
-	assert.Empty(t, report(&out, res))
+	assert.Empty(t, report(&out, res, []string{"fast"}))
 
 	for prefix, verdict := range map[string]string{
 		"users/s 200,000 50,000":         "met", // 4×
@@ -93,6 +110,61 @@ func TestReportSaysWhichTargetsAreMet(t *testing.T) {
 	assert.Contains(t, out.String(), "median of 3 runs")
 }
 
+func TestParseResultTakesARepeatedSubBenchmarkForARunOfIt(t *testing.T) {
+	name, values, ok := parseResult("BenchmarkExport/1M/list#02-2   1   5 ns/op   2.5 wall-s")
+	require.True(t, ok)
+	assert.Equal(t, "Export/1M/list", name)
+	assert.Equal(t, 2.5, values["wall-s"])
+	name, _, ok = parseResult("BenchmarkA/b#x-2   1   5 ns/op")
+	require.True(t, ok)
+	assert.Equal(t, "A/b#x", name, "only a number after # numbers a run")
+}
+
+func TestReportJudgesTheWholeProgramFigures(t *testing.T) {
+	res, err := parse(strings.NewReader(sampleWhole), &bytes.Buffer{})
+	require.NoError(t, err)
+	var out bytes.Buffer
+	assert.Empty(t, report(&out, res, []string{"streams", "delta", "export"}))
+
+	for prefix, verdict := range map[string]string{
+		"32 streams: wall s 10.2 203 9.80 0.050×": "met", // 20× shorter
+		"32 streams: CPU ns/user 3,300 3,000":     "met", // 1.1×
+		"32 streams: peak RSS MiB 50.0":           "met",
+		"1-page tenant, 16 streams: Graph":        "met",
+		"wall s 11.5 – 10.0":                      "NOT MET", // 1.15× the floor
+		// The medians of three runs each: 62 MiB, 4,600 and 2,600 ns/user.
+		"peak RSS MiB 62.0 46.0":                               "met",
+		"CPU ns/user, in all 4,600 2,600":                      "NOT MET", // 1.77×
+		"CPU ns/user the export adds 2,000 2,600":              "met",     // 0.77×
+		"32 streams: requests ÷ streams 46.8 1,002":            "",
+		"64 streams: pages of the largest part 33.0":           "",
+		"64 streams: cores busy, handler and fakes 1.90 0.020": "",
+	} {
+		line := find(t, out.String(), prefix)
+		if verdict == "" {
+			assert.False(t, strings.HasSuffix(line, "met") || strings.HasSuffix(line, "MET"), "%q has no target", line)
+			continue
+		}
+		assert.True(t, strings.HasSuffix(line, verdict), "%q should end %q", line, verdict)
+		if verdict == "met" {
+			assert.NotContains(t, line, "NOT MET")
+		}
+	}
+	assert.NotContains(t, find(t, out.String(), "64 streams: peak RSS MiB"), "MET", "64 streams have no memory target")
+	assert.Contains(t, out.String(), "median of 3 runs each")
+	assert.NotContains(t, out.String(), "Fast and flat", "a part not asked for is not reported")
+}
+
+func TestReportNamesWhatIsMissingOfThePartsAskedForAlone(t *testing.T) {
+	res, err := parse(strings.NewReader(sampleWhole), &bytes.Buffer{})
+	require.NoError(t, err)
+	missing := report(&bytes.Buffer{}, res, []string{"delta"})
+	assert.Empty(t, missing)
+	missing = report(&bytes.Buffer{}, res, []string{"fast", "delta"})
+	assert.Contains(t, missing, "Startup median-ms")
+	assert.NotContains(t, missing, "Delta/1M wall-s")
+}
+
 func TestMedianOfAnEvenNumberOfRunsIsTheMeanOfTheMiddleTwo(t *testing.T) {
 	res := results{metrics: map[string]map[string][]float64{"A": {"x": {4, 1, 3, 2}}}}
 	m, ok := res.median("A", "x")
@@ -106,7 +178,7 @@ func TestReportNamesWhatIsMissing(t *testing.T) {
 	res, err := parse(strings.NewReader("BenchmarkStartup-2   30   6500000 ns/op   8.2 binary-MB\n"), &bytes.Buffer{})
 	require.NoError(t, err)
 	var out bytes.Buffer
-	missing := report(&out, res)
+	missing := report(&out, res, []string{"fast"})
 	assert.Contains(t, missing, "Startup median-ms")
 	assert.Contains(t, missing, "ListUsers/100k/job users/s")
 	assert.Contains(t, find(t, out.String(), "median ms"), "not measured")

@@ -86,7 +86,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// BenchmarkExport exports 100,000 users to Azurite through Export, 4 MiB
+// BenchmarkExport exports 100,000 users to Azurite through Export, 1 MiB
 // blocks, and reports the CPU this process spent per user (compression,
 // staging, HTTP; Azurite's own is not counted), the wall time per user, the
 // blob's B/user, and x-listing, the CPU as a share of the listing's.

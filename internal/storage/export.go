@@ -16,12 +16,17 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 )
 
-// An export's blocks are 4 MiB: a million users (about 360 MB of JSON)
-// compress to a few dozen blocks, far from Blob Storage's 50,000, and
-// memory stays at three blocks, one filling and two uploading, whatever the
-// export's size.
+// An export's blocks are 1 MiB, the size azblob's own UploadStream stages:
+// a million users (about 360 MB of JSON, 43 MB compressed) take a few dozen
+// blocks, far from Blob Storage's 50,000, which 1 MiB blocks reach at about
+// 50 GB; and memory stays at three blocks, one filling and two uploading,
+// whatever the export's size. The blocks are on the Go heap, whose goal is
+// twice what is live: 4 MiB blocks raised the handler's peak RSS for a
+// million users from 45 MiB to 63-68 MiB, past the 64 MiB it is meant to
+// stay under; 1 MiB blocks to 52-53 MiB, for the same CPU (cmd/handler,
+// BenchmarkExport).
 const (
-	defaultBlockSize = 4 << 20
+	defaultBlockSize = 1 << 20
 	blocksInFlight   = 2
 )
 

@@ -44,7 +44,7 @@ const (
 // 0.8 s, 2.4 s and 5.6 s between four tries and bounds no try, so a dial that
 // hangs takes 30 s a try. Here: four tries, 0.2 s, 0.6 s and 1.4 s apart
 // (±30 % jitter, each wait capped at 2 s); a try gives up after 30 s, time
-// for a 4 MiB block on a slow link; a dial after 5 s. Refused connections
+// for an export's block on a slow link; a dial after 5 s. Refused connections
 // fail in about 2 s, a black-holed endpoint in about 25 s.
 var retry = policy.RetryOptions{
 	MaxRetries:    3,
