@@ -72,7 +72,7 @@ func BenchmarkStreams(b *testing.B) {
 				for b.Loop() {
 					env := az.settings(b)
 					env["GRAPH_USERS_PARALLEL"] = strconv.Itoa(streams)
-					res := runOnce(b, bin, env, az)
+					res := invokeProcess(b, bin, env, az)
 					res.mustListExactly(b, az.graph.ListedUsers())
 					res.reportListing(b, graphLatency)
 				}
@@ -86,7 +86,7 @@ func BenchmarkStreams(b *testing.B) {
 		for b.Loop() {
 			env := az.settings(b)
 			delete(env, "GRAPH_USERS_PARALLEL") // the default, 16
-			res := runOnce(b, bin, env, az)
+			res := invokeProcess(b, bin, env, az)
 			res.mustListExactly(b, az.graph.ListedUsers())
 			if got := res.summaryInt(b, "streams"); got != 1 {
 				b.Fatalf("a tenant of one page listed by %d streams, want 1", got)
@@ -121,7 +121,7 @@ func BenchmarkDelta(b *testing.B) {
 				return env
 			}
 
-			full := runOnce(b, bin, settings(), az)
+			full := invokeProcess(b, bin, settings(), az)
 			full.mustListExactly(b, az.graph.ListedUsers())
 			if mode := full.summary["mode"]; mode != "full" {
 				b.Fatalf("the first delta run's summary says mode %v, want full", mode)
@@ -132,7 +132,7 @@ func BenchmarkDelta(b *testing.B) {
 			changed.Added = az.graph.Change(fakeazure.Changes{Add: 1_000}).Added
 			az.latency.Store(int64(graphLatency))
 
-			round := runOnce(b, bin, settings(), az)
+			round := invokeProcess(b, bin, settings(), az)
 			want := slices.Concat(changed.Updated, changed.SoftDeleted, changed.HardDeleted, changed.Added)
 			round.mustChangeExactly(b, want)
 			pages := round.summaryInt(b, "pages")
@@ -181,7 +181,7 @@ func BenchmarkExport(b *testing.B) {
 					delete(env, "GRAPH_USERS_PARALLEL") // the default, 16
 					env["GRAPH_USERS_EXPORT"] = strconv.FormatBool(export)
 					env["AzureWebJobsStorage"] = store.ConnectionString()
-					res := runOnce(b, bin, env, az)
+					res := invokeProcess(b, bin, env, az)
 					res.mustListExactly(b, az.graph.ListedUsers())
 					if export {
 						b.ReportMetric(float64(res.summaryInt(b, "export_bytes"))/1e6, "export-MB")
@@ -360,9 +360,9 @@ type runResult struct {
 	prefixes map[string]int
 }
 
-// runOnce starts the handler with env, invokes it once as the host does,
+// invokeProcess starts the handler with env, invokes it once as the host does,
 // stops it with SIGTERM and returns what it did.
-func runOnce(b *testing.B, bin string, env map[string]string, az *benchAzure) runResult {
+func invokeProcess(b *testing.B, bin string, env map[string]string, az *benchAzure) runResult {
 	b.Helper()
 	cmd := exec.Command(bin)
 	if dir := os.Getenv(cpuProfileDirEnv); dir != "" {
