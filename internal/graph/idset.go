@@ -77,34 +77,32 @@ func parseGUID(b []byte, k *idKey) bool {
 	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return false
 	}
-	j := 0
-	for i := 0; i < 36; i++ {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			continue
-		}
-		hi, ok1 := unhex(b[i])
-		lo, ok2 := unhex(b[i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
+	var bad byte
+	for j, i := range guidDigits {
+		hi, lo := hexValue[b[i]], hexValue[b[i+1]]
+		bad |= hi | lo
 		k[j] = hi<<4 | lo
-		j++
-		i++
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
+// guidDigits are where each byte's two hex digits begin in a GUID's text.
+var guidDigits = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// hexValue is each byte's value as a hex digit, or 0xff for one that is not.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0, false
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+		t[c-'a'+'A'] = byte(c-'a') + 10
+	}
+	return t
+}()
 
 // newEpoch hands out an epoch for a new reading. Past the last one, every
 // reading shares it: users are still handed over once, only the count of
@@ -126,6 +124,13 @@ func (s *idSet) hash(k *idKey) uint64 {
 	return hi ^ lo
 }
 
+// slotOf is where a key of hash h starts its search among n slots: the
+// hash's bits below the shard's, scaled to n without a division.
+func slotOf(h, n uint64) uint64 {
+	hi, _ := bits.Mul64(h<<8, n)
+	return hi
+}
+
 // add records k as handed over in epoch e, unless it is there already. It
 // reports whether it added k and, when it did not, the epoch k has.
 func (s *idSet) add(k idKey, e epoch) (added bool, had epoch) {
@@ -136,7 +141,7 @@ func (s *idSet) add(k idKey, e epoch) (added bool, had epoch) {
 	if (sh.n+1)*5 > sh.cap*4 {
 		sh.grow(s)
 	}
-	i := (h & (1<<56 - 1)) % sh.cap
+	i := slotOf(h, sh.cap)
 	for {
 		slot := sh.slab[i*slotSize : (i+1)*slotSize]
 		got := epoch(binary.LittleEndian.Uint16(slot[16:]))
@@ -161,7 +166,7 @@ func (s *idSet) retag(k idKey, e epoch) {
 	sh := &s.shards[h>>56]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for i := (h & (1<<56 - 1)) % sh.cap; ; {
+	for i := slotOf(h, sh.cap); ; {
 		slot := sh.slab[i*slotSize : (i+1)*slotSize]
 		if binary.LittleEndian.Uint16(slot[16:]) == 0 {
 			return
@@ -176,10 +181,30 @@ func (s *idSet) retag(k idKey, e epoch) {
 	}
 }
 
-// grow gives the shard half as many slots again (a page's worth at first)
-// and moves its keys over. Called with the shard locked.
+// reserve sizes the record for n keys at once, so that it does not grow
+// on the way: growing moves every key again. A split listing knows n from
+// Graph's count.
+func (s *idSet) reserve(n int) {
+	perShard := uint64(n)/idShards + 1
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for (perShard+1)*5 > sh.cap*4 {
+			sh.grow(s)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// firstPages is a shard's size in pages at first: four pages of every
+// shard are 4 MiB of address space, memory only as keys land in it, and
+// spare a small tenant's record the growths, each a mapping of its own.
+const firstPages = 4
+
+// grow gives the shard half as many slots again (firstPages at first) and
+// moves its keys over. Called with the shard locked.
 func (sh *idShard) grow(s *idSet) {
-	size := max(len(sh.slab)*3/2, pageSize)
+	size := max(len(sh.slab)*3/2, firstPages*pageSize)
 	size = (size + pageSize - 1) / pageSize * pageSize
 	slab := allocSlab(size)
 	newCap := uint64(size / slotSize)
@@ -189,7 +214,7 @@ func (sh *idShard) grow(s *idSet) {
 			continue
 		}
 		k := idKey(slot[:16])
-		j := (s.hash(&k) & (1<<56 - 1)) % newCap
+		j := slotOf(s.hash(&k), newCap)
 		for binary.LittleEndian.Uint16(slab[j*slotSize+16:]) != 0 {
 			if j++; j == newCap {
 				j = 0

@@ -102,6 +102,8 @@ func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error 
 		ls.sink.Warn(fmt.Sprintf("warning: could not get Graph's count of the users (%v): the listing is not checked against it", countErr))
 	} else {
 		ls.tally.add(func(st *Stats) { st.Expected, st.Counted = expected, true })
+		// Room for every user, and some for the count's lag.
+		ls.seen.reserve(expected + expected/16)
 	}
 	if probeErr != nil {
 		ls.sink.Warn(fmt.Sprintf("warning: could not find out whether startsWith ignores case (%v): listing both cases", probeErr))
