@@ -111,6 +111,11 @@ func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error 
 	}
 
 	parts := planSplit(smp.upns, expected, insensitive, ls.q.Top, ls.q.Streams)
+	if countErr == nil && ceilDiv(expected, max(ls.q.Top, 1))-1 <= splitBound(parts, ls.q.Streams) {
+		// The pages left to the first cursor take no more round trips
+		// than the split would, and cost fewer requests: it goes on.
+		return first.resume(ctx)
+	}
 	streams := min(ls.q.Streams, len(parts))
 	ls.tally.add(func(st *Stats) { st.Streams = streams })
 	if err := ls.runStreams(ctx, parts, streams, first.epoch); err != nil {
@@ -122,6 +127,18 @@ func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error 
 			"know may be missing (GRAPH_USERS_PARALLEL=1 lists them with one cursor)", st.Users, st.Expected, st.Expected-st.Users))
 	}
 	return nil
+}
+
+// splitBound is how many round trips the parts take at least in streams:
+// as many as the largest has pages, and as their requests divided by the
+// streams.
+func splitBound(parts []part, streams int) int {
+	requests, largest := 0, 0
+	for _, p := range parts {
+		requests += p.pages
+		largest = max(largest, p.pages)
+	}
+	return max(largest, ceilDiv(requests, max(streams, 1)))
 }
 
 // countSlack is how far a listing may fall short of Graph's count before it

@@ -303,3 +303,17 @@ func TestListUsersLogsAUserRenamedMidRunOnce(t *testing.T) {
 	assertListedOnce(t, tn.Graph, ids)
 	assert.Equal(t, 1, st.Duplicates, "seen under both names, logged once, counted once")
 }
+
+func TestListUsersGoesOnWithOneCursorWhereTheSplitWouldNotPay(t *testing.T) {
+	// Three pages: one cursor needs two more round trips; 44 parts in 16
+	// streams would need three, and 44 requests.
+	tn := newSplitTenant(t, 2_500, fakeazure.GraphOptions{}, nil)
+	r := listSplit(t, tn, splitQuery)
+	require.NoError(t, r.err)
+	assertListedOnce(t, tn.Graph, r.ids)
+	assert.Equal(t, 1, r.st.Streams)
+	assert.Equal(t, 3, r.st.Pages, "the first page, then the cursor's two others")
+	assert.Equal(t, 5, tn.Graph.Requests(), "the first page, the count, the probe and two pages")
+	assert.True(t, r.st.Counted)
+	assert.Equal(t, 2_500, r.st.Expected)
+}

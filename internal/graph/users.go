@@ -258,14 +258,26 @@ func (l *lister) where() string {
 }
 
 // run follows the reading from its first page to its last.
-func (l *lister) run(ctx context.Context) (err error) {
+func (l *lister) run(ctx context.Context) error {
+	l.startReading()
+	return l.read(ctx, l.first)
+}
+
+// resume goes on with a reading that stopped after its first page, from
+// the link it stopped at, to its last page.
+func (l *lister) resume(ctx context.Context) error {
+	l.firstPageOnly = false
+	return l.read(ctx, l.more)
+}
+
+// read follows the reading from the page at from to its last.
+func (l *lister) read(ctx context.Context, from string) error {
 	var ahead *prefetch
 	defer func() {
 		ahead.discard()
 		l.addUp()
 	}()
-	l.startReading()
-	for pageURL := l.first; pageURL != ""; {
+	for pageURL := from; pageURL != ""; {
 		if err := l.follow(pageURL); err != nil {
 			return fmt.Errorf("list users %s: %w", l.where(), err)
 		}
@@ -308,6 +320,11 @@ func (l *lister) run(ctx context.Context) (err error) {
 func (l *lister) addUp() Stats {
 	users, dups, pages := l.users, l.duplicates, l.pages-l.counted
 	l.users, l.duplicates, l.counted = 0, 0, l.pages
+	if l.observeOnly {
+		// A sample's or a probe's page lists no user: it is no page of
+		// the listing.
+		pages = 0
+	}
 	return l.ls.tally.add(func(st *Stats) {
 		st.Users += users
 		st.Duplicates += dups
