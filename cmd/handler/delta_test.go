@@ -73,10 +73,17 @@ func (h *hooks) answer(pr fakeazure.PageRequest) fakeazure.Fault {
 // newDeltaAzure is newAzure whose fake Graph does what hooks say.
 func newDeltaAzure(t *testing.T, users int) (*azure, *hooks) {
 	t.Helper()
+	return newDeltaAzureFrom(t, fakeazure.GraphOptions{Users: users})
+}
+
+// newDeltaAzureFrom is newDeltaAzure with a fake Graph configured by o.
+func newDeltaAzureFrom(t *testing.T, o fakeazure.GraphOptions) (*azure, *hooks) {
+	t.Helper()
 	h := &hooks{}
 	a := &azure{clientID: fakeazure.NewClientID(), header: "hdr-" + fakeazure.NewClientID(), token: "tok-" + fakeazure.NewClientID()}
 	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token})
-	a.graph = fakeazure.NewGraph(fakeazure.GraphOptions{Users: users, Token: a.token, Fault: h.answer})
+	o.Token, o.Fault = a.token, h.answer
+	a.graph = fakeazure.NewGraph(o)
 	is := httptest.NewServer(a.identity)
 	t.Cleanup(is.Close)
 	gs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -443,7 +450,8 @@ func TestDeltaMode(t *testing.T) {
 	})
 
 	t.Run("a change made while the first listing runs comes in the next round", func(t *testing.T) {
-		az, h := newDeltaAzure(t, 400)
+		// Realistic names, and enough of them, for a split that pays.
+		az, h := newDeltaAzureFrom(t, fakeazure.GraphOptions{Users: 5000, Realistic: true})
 		env := acct.deltaSettings(t, az, acct.newContainer("during"))
 		env["GRAPH_USERS_PARALLEL"] = "4"
 		var once sync.Once
@@ -458,7 +466,7 @@ func TestDeltaMode(t *testing.T) {
 		})
 		first := runOnce(t, az, env)
 		first.ok(t)
-		assert.Equal(t, idSet(rangeOf(0, 400)), ids(first.users), "every user once, over the streams")
+		assert.Equal(t, idSet(rangeOf(0, 5000)), ids(first.users), "every user once, over the streams")
 		assert.Greater(t, first.summary["streams"], 1.0)
 
 		h.onFault(nil)
