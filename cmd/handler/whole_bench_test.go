@@ -204,22 +204,23 @@ const (
 	cpuProfileEnv    = "GRAPHUSERSTIMER_TEST_CPUPROFILE"
 )
 
-// TestHandlerProcess is not a test: it is the handler, profiled, that the
-// benchmarks start from this test binary when BENCH_CPUPROFILE asks for the
-// handler's own CPU profile. It serves as main does until SIGTERM, then
+// TestMain runs the tests, or, when the benchmarks start this test binary
+// with cpuProfileEnv set to ask for the handler's own CPU profile, the
+// handler itself, profiled: it serves as main does until SIGTERM, then
 // writes the profile and exits, so that the benchmark reads only the
-// handler's lines. Otherwise it is skipped.
-func TestHandlerProcess(t *testing.T) {
+// handler's lines.
+func TestMain(m *testing.M) {
 	out := os.Getenv(cpuProfileEnv)
 	if out == "" {
-		t.Skip("the handler of the benchmarks, when they are asked for its CPU profile")
+		os.Exit(m.Run())
 	}
 	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		t.Fatal(err)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, os.Args[:1], os.Getenv, os.Stdout, os.Stderr)
@@ -367,12 +368,12 @@ func invokeProcess(b *testing.B, bin string, env map[string]string, az *benchAzu
 	cmd := exec.Command(bin)
 	if dir := os.Getenv(cpuProfileDirEnv); dir != "" {
 		// The handler's own CPU profile: this test binary runs the same
-		// code as the handler, profiled (see TestHandlerProcess).
+		// code as the handler, profiled (see TestMain).
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			b.Fatal(err)
 		}
 		name := strings.NewReplacer("/", "_", "#", "_").Replace(b.Name())
-		cmd = exec.Command(os.Args[0], "-test.run=^TestHandlerProcess$")
+		cmd = exec.Command(os.Args[0])
 		cmd.Env = []string{cpuProfileEnv + "=" + filepath.Join(dir, name+".cpu.prof")}
 	}
 	cmd.Dir = env["FUNCTIONS_APP_ROOT_PATH"]
