@@ -33,7 +33,6 @@ type tenant struct {
 	callerClientID              string // the identity grant signs in as
 	readerToken, adminToken     string
 	identityID, graphID         string // object ids of the two service principals
-	wrap                        func(http.Handler) http.Handler
 	identityRequests            func() int
 	graphServer, identityServer *httptest.Server
 }

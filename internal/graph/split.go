@@ -328,15 +328,9 @@ func (l *lister) count(ctx context.Context, rawURL string) (int, error) {
 
 // countOnce asks for the count once.
 func (l *lister) countOnce(ctx context.Context, rawURL string) (int, *failure) {
-	resp, err := l.get(ctx, rawURL)
-	if err != nil {
-		if !transient(ctx, err) {
-			return 0, &failure{err: err}
-		}
-		return 0, &failure{err: err, why: fmt.Sprintf("request failed (%v)", err)}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, l.refused(resp)
+	resp, f := l.open(ctx, rawURL, nil)
+	if f != nil {
+		return 0, f
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64))

@@ -440,29 +440,16 @@ func (f *failure) exhausted(attempts int) error {
 // the nextLink is read before the users; one sent on an earlier attempt is
 // kept when the nextLink is the same.
 func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, next **prefetch) (link string, f *failure) {
-	var resp *http.Response
-	var err error
-	if ahead != nil {
-		resp, err = ahead.take()
-	} else {
-		resp, err = l.get(ctx, pageURL)
+	resp, f := l.open(ctx, pageURL, ahead)
+	if f != nil {
+		return "", f
 	}
-	if err != nil {
-		if !transient(ctx, err) {
-			return "", &failure{err: err}
-		}
-		return "", &failure{err: err, why: fmt.Sprintf("request failed (%v)", err)}
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", l.refused(resp)
-	}
-
 	user, delta := l.emit, func(string) {}
 	if l.onUser != nil {
 		user, delta = l.onUser, func(s string) { l.deltaLink = s }
 		l.atPage(l.again != nil)
 	}
-	err = l.reader.decode(resp.Body, pageHandler{
+	err := l.reader.decode(resp.Body, pageHandler{
 		link: func(s string, beforeValue bool) {
 			link = s
 			if *next != nil && !(*next).isFor(s) {
@@ -511,6 +498,28 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 	}
 	return "", &failure{err: err, broken: true,
 		why: fmt.Sprintf("the page broke off after %d of its %s (%v)", handed, noun, err)}
+}
+
+// open sends the request for rawURL, or takes ahead's when it is not nil,
+// and returns the response when it is a 200; otherwise how it failed.
+func (l *lister) open(ctx context.Context, rawURL string, ahead *prefetch) (*http.Response, *failure) {
+	var resp *http.Response
+	var err error
+	if ahead != nil {
+		resp, err = ahead.take()
+	} else {
+		resp, err = l.get(ctx, rawURL)
+	}
+	if err != nil {
+		if !transient(ctx, err) {
+			return nil, &failure{err: err}
+		}
+		return nil, &failure{err: err, why: fmt.Sprintf("request failed (%v)", err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, l.refused(resp)
+	}
+	return resp, nil
 }
 
 // refused turns a page's answer that is not 200 into a failure. The error

@@ -51,8 +51,7 @@ func (j *Job) runDelta(r *run) error {
 			"and a round reports only the properties its link was taken with: listing every user again",
 			strings.Join(st.Select, ","), strings.Join(j.opts.Query.Select, ",")))
 		return j.fullListing(r, blob)
-	}
-	if !j.client.OwnsLink(st.Link) || st.ExportFrom != "" && !j.client.OwnsLink(st.ExportFrom) {
+	case !j.client.OwnsLink(st.Link) || st.ExportFrom != "" && !j.client.OwnsLink(st.ExportFrom):
 		// The state is another Graph's: its link was saved before
 		// GRAPH_ENDPOINT changed, and that Graph never gets the token.
 		r.warn("warning: the saved delta link is not on GRAPH_ENDPOINT, which has changed since it was saved: listing every user again")

@@ -68,7 +68,8 @@ type Options struct {
 const DefaultProgressEvery = 10
 
 // Job lists the tenant's users. It is built once at start-up and reused by
-// every invocation, so the client's token cache outlives a run.
+// every invocation, so the client's token cache outlives a run. Its runs
+// must not overlap: the handler starts one at a time.
 type Job struct {
 	client *graph.Client
 	out    *joblog.Output
