@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"syscall"
 
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"graphuserstimer/internal/config"
@@ -36,8 +37,9 @@ func main() {
 		cancel(&stopped{sig})
 	}()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		// The last line, too, is a JSON line the host can file.
-		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("handler stopped", "error", err.Error())
+		// The last line, too, is a JSON line the host can file, written as
+		// every other line is.
+		joblog.New(io.Discard, os.Stderr, slog.LevelError).Logger().Error("handler stopped", "error", err.Error())
 		os.Exit(1)
 	}
 }
@@ -76,6 +78,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	}
 	out := joblog.New(stdout, stderr, cfg.LogLevel)
 	log := out.Logger()
+	if getenv(sdkLogging) == "all" {
+		routeSDKLog(log)
+	}
 
 	// MSAL picks the identity source from the process environment once, here:
 	// the App Service endpoint when IDENTITY_ENDPOINT and IDENTITY_HEADER are
@@ -150,6 +155,20 @@ func openStore(cfg config.Config) (*storage.Container, error) {
 		return nil, fmt.Errorf("%s: %w", config.Container, err)
 	}
 	return store, nil
+}
+
+// sdkLogging is the Azure SDK's own switch: set to "all", azcore writes
+// every request, retry and token event to stderr as plain text, which the
+// host would file among the JSON lines as errors.
+const sdkLogging = "AZURE_SDK_GO_LOGGING"
+
+// routeSDKLog sends the Azure SDK's log events through the job's logger
+// instead, as JSON lines. The SDK redacts Authorization headers and query
+// values itself. Its listener is process-wide, as the setting is.
+func routeSDKLog(log *slog.Logger) {
+	azlog.SetListener(func(ev azlog.Event, msg string) {
+		log.Info("azure sdk", "event", string(ev), "detail", msg)
+	})
 }
 
 // identitySource names where tokens come from, for the start-up line and
