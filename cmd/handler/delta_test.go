@@ -30,8 +30,12 @@ import (
 // identity endpoint, the fake Graph and the real Azurite, through the real
 // azidentity, azcore and azblob.
 
-// stateBlob is where the handler keeps its place: the function's name.
-const stateBlob = "state/GraphUsersTimer.json"
+// testHostID is the host ID the tests' app names outright.
+const testHostID = "test-app"
+
+// stateBlob is where the handler keeps its place: under the host ID, the
+// function's name.
+const stateBlob = "state/" + testHostID + "/GraphUsersTimer.json"
 
 // deltaSelect makes jobTitle a selected property, so that every update the
 // fake tenant makes is reported.
@@ -128,6 +132,7 @@ func (a *account) deltaSettings(t *testing.T, az *azure, container string) map[s
 	env["GRAPH_USERS_CONTAINER"] = container
 	env["GRAPH_USERS_SELECT"] = deltaSelect
 	env["GRAPH_USERS_PAGE_SIZE"] = "100"
+	env["AzureFunctionsWebHost__hostid"] = testHostID
 	return env
 }
 
@@ -222,7 +227,13 @@ type state struct {
 // internal/storage; found is false when there is none.
 func (a *account) readState(t *testing.T, container string) (st state, raw []byte, found bool) {
 	t.Helper()
-	raw, _, err := a.open(t, container).Get(testCtx(t), stateBlob)
+	return a.readStateAt(t, container, stateBlob)
+}
+
+// readStateAt reads the state blob called blob.
+func (a *account) readStateAt(t *testing.T, container, blob string) (st state, raw []byte, found bool) {
+	t.Helper()
+	raw, _, err := a.open(t, container).Get(testCtx(t), blob)
 	if errors.Is(err, storage.ErrNotFound) {
 		return state{}, nil, false
 	}
@@ -235,13 +246,19 @@ func (a *account) readState(t *testing.T, container string) (st state, raw []byt
 // replaced whatever it holds.
 func (a *account) writeState(t *testing.T, container string, data []byte) {
 	t.Helper()
+	a.writeStateAt(t, container, stateBlob, data)
+}
+
+// writeStateAt writes data as the blob called blob, whatever it holds.
+func (a *account) writeStateAt(t *testing.T, container, blob string, data []byte) {
+	t.Helper()
 	c := a.open(t, container)
 	require.NoError(t, c.Create(testCtx(t)))
-	_, etag, err := c.Get(testCtx(t), stateBlob)
+	_, etag, err := c.Get(testCtx(t), blob)
 	if !errors.Is(err, storage.ErrNotFound) {
 		require.NoError(t, err)
 	}
-	_, err = c.Put(testCtx(t), stateBlob, data, etag)
+	_, err = c.Put(testCtx(t), blob, data, etag)
 	require.NoError(t, err)
 }
 
@@ -854,7 +871,7 @@ func checkUserExport(t *testing.T, acct *account, container string, o deltaOutco
 	t.Helper()
 	require.NotNil(t, o.summary)
 	name, _ := o.summary["export"].(string)
-	assert.Regexp(t, `^users/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
+	assert.Regexp(t, `^users/`+testHostID+`/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
 	x := acct.download(t, container, name)
 	assert.Equal(t, "application/gzip", x.contentType)
 	assert.Equal(t, float64(x.size), o.summary["export_bytes"], "the summary gives the blob's size")
@@ -879,7 +896,7 @@ func checkChangeExport(t *testing.T, acct *account, container string, o deltaOut
 	t.Helper()
 	require.NotNil(t, o.changes)
 	name, _ := o.changes["export"].(string)
-	assert.Regexp(t, `^changes/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
+	assert.Regexp(t, `^changes/`+testHostID+`/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
 	x := acct.download(t, container, name)
 	assert.Equal(t, float64(x.size), o.changes["export_bytes"], "the summary gives the blob's size")
 	assert.Contains(t, strings.Join(o.logs, "\n"), fmt.Sprintf("Exported to %s/%s (%d bytes).", container, name, x.size))
@@ -1017,4 +1034,108 @@ func TestDeltaModeRefusesSettingsItCannotUse(t *testing.T) {
 			assert.Empty(t, stdout.String(), "refused before it serves")
 		})
 	}
+}
+
+// useIdentity points MSAL, which reads the process environment, at az's
+// identity endpoint: tests that run two apps switch between them.
+func useIdentity(t *testing.T, az *azure) {
+	t.Helper()
+	t.Setenv("IDENTITY_ENDPOINT", az.identityURL)
+	t.Setenv("IDENTITY_HEADER", az.header)
+}
+
+func TestAppsSharingAStorageAccountKeepTheirOwnStateAndExports(t *testing.T) {
+	acct := newAccount(t)
+	name := acct.newContainer("shared")
+	// Two Function Apps on one storage account and one container, each
+	// listing a tenant of its own: one names its host ID outright, the
+	// other runs in Azure, where the host ID is its site's name.
+	one, _ := newDeltaAzure(t, 40)
+	envOne := acct.deltaSettings(t, one, name)
+	envOne["AzureFunctionsWebHost__hostid"] = "app-one"
+	envOne["GRAPH_USERS_EXPORT"] = "true"
+	two, _ := newDeltaAzure(t, 70)
+	envTwo := acct.deltaSettings(t, two, name)
+	delete(envTwo, "AzureFunctionsWebHost__hostid")
+	envTwo["WEBSITE_INSTANCE_ID"] = "0123456789abcdef"
+	envTwo["WEBSITE_SITE_NAME"] = "App-Two"
+	envTwo["GRAPH_USERS_EXPORT"] = "true"
+	const stateOne, stateTwo = "state/app-one/GraphUsersTimer.json", "state/app-two/GraphUsersTimer.json"
+
+	useIdentity(t, one)
+	o := runOnce(t, one, envOne)
+	o.ok(t)
+	require.NotNil(t, o.summary)
+	assert.Equal(t, 40.0, o.summary["users"])
+	assert.Regexp(t, `^users/app-one/`, o.summary["export"])
+
+	useIdentity(t, two)
+	o = runOnce(t, two, envTwo)
+	o.ok(t)
+	assert.Empty(t, o.logs[:len(o.logs)-1], "no warning: the other app's state is not this one's")
+	require.NotNil(t, o.summary, "a first full listing of its own")
+	assert.Equal(t, 70.0, o.summary["users"])
+	assert.Regexp(t, `^users/app-two/`, o.summary["export"])
+
+	stOne, _, found := acct.readStateAt(t, name, stateOne)
+	require.True(t, found)
+	assert.True(t, strings.HasPrefix(stOne.Link, one.graphURL+"/"), "app one's state keeps its own Graph's link")
+	stTwo, _, found := acct.readStateAt(t, name, stateTwo)
+	require.True(t, found)
+	assert.True(t, strings.HasPrefix(stTwo.Link, two.graphURL+"/"))
+
+	// Each goes on with rounds of its own tenant's changes.
+	require.NoError(t, one.graph.UpdateUser(1, fakeazure.UserUpdate{JobTitle: "One"}))
+	require.NoError(t, two.graph.UpdateUser(2, fakeazure.UserUpdate{JobTitle: "Two"}))
+	require.NoError(t, two.graph.UpdateUser(3, fakeazure.UserUpdate{JobTitle: "Two"}))
+	useIdentity(t, one)
+	o = runOnce(t, one, envOne)
+	o.ok(t)
+	require.NotNil(t, o.changes, "a round from its own link")
+	assert.Equal(t, idSet([]int{1}), ids(o.changed))
+	assert.Regexp(t, `^changes/app-one/`, o.changes["export"])
+	useIdentity(t, two)
+	o = runOnce(t, two, envTwo)
+	o.ok(t)
+	require.NotNil(t, o.changes)
+	assert.Equal(t, idSet([]int{2, 3}), ids(o.changed))
+	assert.Regexp(t, `^changes/app-two/`, o.changes["export"])
+
+	for _, b := range acct.blobs(t, name, "") {
+		assert.Regexp(t, `^(state|users|changes)/app-(one|two)/`, b, "every blob under its app's host ID")
+	}
+	assert.Len(t, acct.blobs(t, name, "users/app-one/"), 1)
+	assert.Len(t, acct.blobs(t, name, "users/app-two/"), 1)
+}
+
+func TestDeltaModeLeavesAnEarlierVersionsSharedStateAlone(t *testing.T) {
+	acct := newAccount(t)
+	az, h := newDeltaAzure(t, 30)
+	name := acct.newContainer("upgrade")
+	env := acct.deltaSettings(t, az, name)
+	// The state an earlier version kept for every app of the account, with
+	// a link of this very Graph: another app's, for all this one knows.
+	old := []byte(`{"version":1,"link":"` + az.graphURL + `/v1.0/users/delta?$deltatoken=whose","linkSince":"` +
+		time.Now().UTC().Format(time.RFC3339) + `"}`)
+	acct.writeStateAt(t, name, "state/GraphUsersTimer.json", old)
+
+	var deltas atomic.Int32
+	h.onDelta(func(pr fakeazure.PageRequest) fakeazure.Fault { deltas.Add(1); return fakeazure.Fault{} })
+	o := runOnce(t, az, env)
+	o.ok(t)
+	logs := strings.Join(o.logs, "\n")
+	assert.Contains(t, logs, "the state an earlier version kept at "+name+"/state/GraphUsersTimer.json")
+	assert.Contains(t, logs, "is not used: listing every user")
+	require.NotNil(t, o.summary)
+	assert.Equal(t, "full", o.summary["mode"])
+	assert.Equal(t, int32(1), deltas.Load(), "one delta request, for a link to now: the old link is not followed")
+	_, raw, _ := acct.readStateAt(t, name, "state/GraphUsersTimer.json")
+	assert.Equal(t, string(old), string(raw), "left as it was")
+	_, _, found := acct.readState(t, name)
+	assert.True(t, found, "this app's own state")
+
+	o = runOnce(t, az, env)
+	o.ok(t)
+	assert.NotNil(t, o.changes, "then rounds, without the warning")
+	assert.NotContains(t, strings.Join(o.logs, "\n"), "earlier version")
 }

@@ -34,13 +34,17 @@ func (j *Job) runDelta(r *run) error {
 	if err := j.prepareStore(r); err != nil {
 		return err
 	}
-	blob := &stateBlob{store: j.opts.Store, name: stateName(j.opts.Function)}
+	if err := j.checkHostID(); err != nil {
+		return err
+	}
+	blob := &stateBlob{store: j.opts.Store, name: stateName(j.opts.HostID, j.opts.Function)}
 	st, found, err := blob.read(r.ctx)
 	if err != nil {
 		return fmt.Errorf("read the delta state: %w", j.advise(r.ctx, err, graph.Stats{}))
 	}
 	switch age := r.start.Sub(st.LinkSince); {
 	case !found:
+		j.noteOldState(r, blob)
 		return j.fullListing(r, blob)
 	case age > linkLifetime:
 		r.warn(fmt.Sprintf("warning: the saved delta link is %s old, older than the 7 days Graph keeps one: listing every user again",
@@ -69,6 +73,30 @@ func (j *Job) runDelta(r *run) error {
 		return j.fullListing(r, blob)
 	}
 	return err
+}
+
+// checkHostID refuses to keep anything in storage without a host ID: the
+// blobs of every app sharing the account would mix.
+func (j *Job) checkHostID() error {
+	if j.opts.HostID == "" {
+		return errors.New("no host ID to keep the state and exports under: set AzureFunctionsWebHost__hostid")
+	}
+	return nil
+}
+
+// noteOldState says, when there is no state yet, whether an earlier
+// version's, kept before states were kept by host ID, is there. It is not
+// taken over: any app sharing the account may have written it, and
+// following another app's link is what keeping states apart prevents.
+func (j *Job) noteOldState(r *run, blob *stateBlob) {
+	old := oldStateName(j.opts.Function)
+	if _, _, err := j.opts.Store.Get(r.ctx, old); err != nil {
+		return
+	}
+	r.warn(fmt.Sprintf("warning: the delta state is now kept per Function App, as %s/%s; the state an earlier version "+
+		"kept at %s/%s, which any app sharing the storage account may have written, is not used: listing every user; "+
+		"delete that blob once no app of the account runs an earlier version",
+		j.opts.Store.Name(), blob.name, j.opts.Store.Name(), old))
 }
 
 // fullListing lists every user, as list mode does, after taking a delta

@@ -135,7 +135,8 @@ type export struct {
 // lines recycles the buffers lines are made in, one per stream at a time.
 var lines = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// newExport starts the run's export under kind/, named by when it began.
+// newExport starts the run's export under kind/<host id>/, named by when it
+// began.
 func (j *Job) newExport(r *run, kind string) (*export, error) {
 	// Blocks are staged under a context of their own, which outlives the
 	// run's deadline by the time a run may take to keep its place: a round
@@ -145,7 +146,11 @@ func (j *Job) newExport(r *run, kind string) (*export, error) {
 	if dl, ok := r.ctx.Deadline(); ok {
 		ctx, cancel = context.WithDeadline(context.WithoutCancel(r.ctx), dl.Add(saveTimeout))
 	}
-	e, err := j.opts.Store.NewExport(ctx, kind+"/"+r.start.Format(exportTime)+".jsonl.gz")
+	if err := j.checkHostID(); err != nil {
+		cancel()
+		return nil, err
+	}
+	e, err := j.opts.Store.NewExport(ctx, kind+"/"+j.opts.HostID+"/"+r.start.Format(exportTime)+".jsonl.gz")
 	if err != nil {
 		cancel()
 		return nil, j.advise(r.ctx, err, graph.Stats{})

@@ -21,7 +21,7 @@ import (
 const linkLifetime = 7 * 24 * time.Hour
 
 // state is where delta mode stands, kept in one small JSON blob of the
-// container, state/<function>.json, written with conditions so that two
+// container, state/<host id>/<function>.json, written with conditions so that two
 // writers never overwrite each other.
 type state struct {
 	// Version is the blob's format.
@@ -72,8 +72,12 @@ type stateBlob struct {
 	unsure []byte
 }
 
-// stateName is the blob of fn's state.
-func stateName(fn string) string { return "state/" + fn + ".json" }
+// stateName is the blob of fn's state in the app whose host ID is host.
+func stateName(host, fn string) string { return "state/" + host + "/" + fn + ".json" }
+
+// oldStateName is where versions that knew no host ID kept fn's state,
+// shared by every app of the account.
+func oldStateName(fn string) string { return "state/" + fn + ".json" }
 
 // read reads the state; found is false when there is none yet.
 func (b *stateBlob) read(ctx context.Context) (st state, found bool, err error) {
