@@ -1139,3 +1139,106 @@ func TestDeltaModeLeavesAnEarlierVersionsSharedStateAlone(t *testing.T) {
 	assert.NotNil(t, o.changes, "then rounds, without the warning")
 	assert.NotContains(t, strings.Join(o.logs, "\n"), "earlier version")
 }
+
+// usersNextLink is the @odata.nextLink of the fake Graph's first page of
+// /v1.0/users: a listing's link, not a delta round's.
+func usersNextLink(t *testing.T, az *azure) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, az.graphURL+fakeazure.UsersPath+"?$top=10", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+az.token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var page struct {
+		NextLink string `json:"@odata.nextLink"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+	require.NotEmpty(t, page.NextLink)
+	return page.NextLink
+}
+
+func TestDeltaModeStartsOverFromALinkThatIsNotAUsersDeltaLink(t *testing.T) {
+	acct := newAccount(t)
+	for _, tt := range []struct {
+		name string
+		// link and exportFrom make the state's links from Graph's root
+		// and a valid delta link of it.
+		link, exportFrom func(root, good string) string
+		path             string
+	}{
+		{
+			name: "a link edited by hand to start a round afresh",
+			link: func(root, _ string) string { return root + "/v1.0/users/delta?$select=id,displayName" },
+			path: "/v1.0/users/delta",
+		},
+		{
+			name: "a link edited by hand to a listing",
+			link: func(root, _ string) string { return root + "/v1.0/users?$skiptoken=X%27abc%27" },
+			path: "/v1.0/users",
+		},
+		{
+			name: "another function's delta link",
+			link: func(root, _ string) string { return root + "/v1.0/groups/delta?$deltatoken=abc" },
+			path: "/v1.0/groups/delta",
+		},
+		{
+			name: "a nextLink of a /v1.0/users listing",
+			link: nil, // usersNextLink
+			path: "/v1.0/users",
+		},
+		{
+			name:       "where an export began, another function's",
+			link:       func(_, good string) string { return good },
+			exportFrom: func(root, _ string) string { return root + "/v1.0/groups/delta?$skiptoken=abc" },
+			path:       "/v1.0/groups/delta",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			az, _ := newDeltaAzure(t, 30)
+			name := acct.newContainer("notdelta")
+			env := acct.deltaSettings(t, az, name)
+			env["GRAPH_USERS_EXPORT"] = "true"
+			env["GRAPH_USERS_LOG_EACH"] = "true"
+			runOnce(t, az, env).ok(t)
+			good, _, _ := acct.readState(t, name)
+
+			link := ""
+			if tt.link == nil {
+				link = usersNextLink(t, az)
+			} else {
+				link = tt.link(az.graphURL, good.Link)
+			}
+			st := map[string]any{"version": 1, "link": link, "linkSince": time.Now().UTC().Format(time.RFC3339)}
+			if tt.exportFrom != nil {
+				st["exportFrom"] = tt.exportFrom(az.graphURL, good.Link)
+			}
+			raw, err := json.Marshal(st)
+			require.NoError(t, err)
+			acct.writeState(t, name, raw)
+
+			o := runOnce(t, az, env)
+			o.ok(t)
+			logs := strings.Join(o.logs, "\n")
+			assert.Contains(t, logs, "warning: the delta state "+name+"/"+stateBlob+" holds a link that is not a users delta link of GRAPH_ENDPOINT")
+			assert.Contains(t, logs, fmt.Sprintf("its path is %q", tt.path))
+			assert.Contains(t, o.stderr, `"level":"warn"`)
+			assert.NotContains(t, logs, "abc", "never a link's tokens")
+			assert.Empty(t, o.changed, "no user taken for a change")
+			require.NotNil(t, o.summary, "a full listing")
+			assert.Equal(t, "full", o.summary["mode"])
+			assert.Len(t, o.users, 30)
+			saved, _, _ := acct.readState(t, name)
+			assert.True(t, strings.HasPrefix(saved.Link, az.graphURL+fakeazure.UsersDeltaPath+"?$deltatoken="), saved.Link)
+			assert.Empty(t, saved.ExportFrom)
+
+			// And the next run is a round, as any other.
+			require.NoError(t, az.graph.UpdateUser(5, fakeazure.UserUpdate{JobTitle: "After"}))
+			o = runOnce(t, az, env)
+			o.ok(t)
+			assert.NotContains(t, strings.Join(o.logs, "\n"), "warning")
+			require.NotNil(t, o.changes)
+			assert.Equal(t, idSet([]int{5}), ids(o.changed))
+		})
+	}
+}

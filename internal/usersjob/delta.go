@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -60,6 +61,17 @@ func (j *Job) runDelta(r *run) error {
 		// GRAPH_ENDPOINT changed, and that Graph never gets the token.
 		r.warn("warning: the saved delta link is not on GRAPH_ENDPOINT, which has changed since it was saved: listing every user again")
 		return j.fullListing(r, blob)
+	case !isUsersDeltaLink(st.Link) || st.ExportFrom != "" && !isUsersDeltaLink(st.ExportFrom):
+		// Followed, such a link would log every user it lists as changed
+		// and save its links, and every later run would do the same.
+		bad := st.Link
+		if isUsersDeltaLink(bad) {
+			bad = st.ExportFrom
+		}
+		r.warn(fmt.Sprintf("warning: the delta state %s/%s holds a link that is not a users delta link of GRAPH_ENDPOINT "+
+			"(its path is %q, not %s, or it carries no $deltatoken or $skiptoken), such as one edited by hand or "+
+			"another function's: listing every user again", j.opts.Store.Name(), blob.name, linkPath(bad), usersDeltaPath))
+		return j.fullListing(r, blob)
 	}
 	from := st.Link
 	if st.ExportFrom != "" && j.opts.Export {
@@ -73,6 +85,38 @@ func (j *Job) runDelta(r *run) error {
 		return j.fullListing(r, blob)
 	}
 	return err
+}
+
+// usersDeltaPath is the path of the users delta function as Graph writes
+// it in its links.
+const usersDeltaPath = "/v1.0/users/delta"
+
+// isUsersDeltaLink reports whether link, on GRAPH_ENDPOINT (OwnsLink checks
+// that), is a link of a users delta round: the delta function of
+// /v1.0/users, by its short or its qualified name, with the token of a
+// round. The path is compared as Graph writes it.
+func isUsersDeltaLink(link string) bool {
+	u, err := url.Parse(link)
+	if err != nil {
+		return false
+	}
+	switch u.Path {
+	case usersDeltaPath, usersDeltaPath + "()", "/v1.0/users/microsoft.graph.delta", "/v1.0/users/microsoft.graph.delta()":
+	default:
+		return false
+	}
+	q := u.Query()
+	return q.Get("$deltatoken") != "" || q.Get("$skiptoken") != ""
+}
+
+// linkPath is link's path for a message: never its query, whose tokens
+// are the tenant's place.
+func linkPath(link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		return "unreadable"
+	}
+	return u.Path
 }
 
 // checkHostID refuses to keep anything in storage without a host ID: the
