@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1239,6 +1242,111 @@ func TestDeltaModeStartsOverFromALinkThatIsNotAUsersDeltaLink(t *testing.T) {
 			assert.NotContains(t, strings.Join(o.logs, "\n"), "warning")
 			require.NotNil(t, o.changes)
 			assert.Equal(t, idSet([]int{5}), ids(o.changed))
+		})
+	}
+}
+
+// lossyProxy stands between the handler and Azurite. Armed, it sends the
+// next write of a state blob on to Azurite, which applies it, and then loses
+// the answer: the handler gets a 500 InternalError instead, or its
+// connection is reset. Azurite never answers so; Azure Storage can.
+type lossyProxy struct {
+	url   string
+	acct  *account
+	fault atomic.Pointer[string]
+	lost  atomic.Int32
+}
+
+func newLossyProxy(t *testing.T, acct *account) *lossyProxy {
+	t.Helper()
+	target, err := url.Parse(acct.srv.BlobEndpoint())
+	require.NoError(t, err)
+	target.Path = ""
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p := &lossyProxy{acct: acct}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/state/") {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		fault := p.fault.Swap(nil)
+		if fault == nil {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		if !assert.Equal(t, http.StatusCreated, rec.Code, "Azurite applied the write: %s", rec.Body) {
+			return
+		}
+		p.lost.Add(1)
+		if *fault == "reset" {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			require.NoError(t, err)
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset, not a close
+			}
+			conn.Close()
+			return
+		}
+		w.Header().Set("x-ms-error-code", "InternalError")
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "\ufeff<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>InternalError</Code>"+
+			"<Message>The server encountered an internal error. Please retry the request.</Message></Error>")
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+// connectionString reaches Azurite's account through the proxy.
+func (p *lossyProxy) connectionString() string {
+	return fmt.Sprintf("AccountName=%s;AccountKey=%s;BlobEndpoint=%s/%s", azurite.AccountName, azurite.AccountKey, p.url, azurite.AccountName)
+}
+
+// arm loses the answer to the next write of a state blob.
+func (p *lossyProxy) arm(fault string) { p.fault.Store(&fault) }
+
+func TestDeltaModeKnowsItsOwnStateWriteWhoseAnswerWasLost(t *testing.T) {
+	acct := newAccount(t)
+	for _, fault := range []string{"500", "reset"} {
+		t.Run(fault, func(t *testing.T) {
+			az, _ := newDeltaAzure(t, 250)
+			name := acct.newContainer("lost")
+			p := newLossyProxy(t, acct)
+			env := acct.deltaSettings(t, az, name)
+			env["AzureWebJobsStorage"] = p.connectionString()
+
+			// The first state is created, and the answer lost: the retry
+			// meets 409 BlobAlreadyExists, against its own write.
+			p.arm(fault)
+			o := runOnce(t, az, env)
+			o.ok(t)
+			require.Equal(t, int32(1), p.lost.Load(), "the answer to the state's creation was lost")
+			require.NotNil(t, o.summary)
+			assert.Equal(t, "full", o.summary["mode"])
+			first, _, found := acct.readState(t, name)
+			require.True(t, found)
+
+			// A round's write after its page, the answer lost: the retry
+			// meets 412 ConditionNotMet, against its own write.
+			c := az.graph.Change(fakeazure.Changes{Update: 5})
+			p.arm(fault)
+			o = runOnce(t, az, env)
+			o.ok(t)
+			require.Equal(t, int32(2), p.lost.Load())
+			require.NotNil(t, o.changes)
+			assert.Equal(t, idSet(c.Updated), ids(o.changed))
+			next, _, _ := acct.readState(t, name)
+			assert.NotEqual(t, first.Link, next.Link, "the round's place is saved")
+
+			// And the next run is a round from there, as any other.
+			require.NoError(t, az.graph.UpdateUser(7, fakeazure.UserUpdate{JobTitle: "Then"}))
+			o = runOnce(t, az, env)
+			o.ok(t)
+			require.NotNil(t, o.changes)
+			assert.Equal(t, idSet([]int{7}), ids(o.changed))
 		})
 	}
 }
