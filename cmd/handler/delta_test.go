@@ -581,6 +581,36 @@ func TestDeltaMode(t *testing.T) {
 		assert.Equal(t, 2.0, o.changes["pages"])
 	})
 
+	t.Run("a round without a change writes no export", func(t *testing.T) {
+		az, _ := newDeltaAzure(t, 50)
+		name := acct.newContainer("noexport")
+		env := acct.deltaSettings(t, az, name)
+		env["GRAPH_USERS_EXPORT"] = "true"
+		runOnce(t, az, env).ok(t)
+		before := acct.blobs(t, name, "")
+
+		o := runOnce(t, az, env)
+		o.ok(t)
+		require.NotNil(t, o.changes)
+		assert.Equal(t, 0.0, o.changes["changed"])
+		assert.Equal(t, false, o.changes["exported"], "the summary says no export was written")
+		assert.NotContains(t, o.changes, "export")
+		assert.NotContains(t, o.changes, "export_bytes")
+		assert.Contains(t, strings.Join(o.logs, "\n"), "Nothing to export: no blob written.")
+		assert.Empty(t, acct.blobs(t, name, "changes/"), "no empty export")
+		assert.Equal(t, before, acct.blobs(t, name, ""))
+		st, _, _ := acct.readState(t, name)
+		assert.Empty(t, st.ExportFrom, "no export is owed")
+
+		// A change later is exported as usual.
+		require.NoError(t, az.graph.UpdateUser(4, fakeazure.UserUpdate{JobTitle: "Exported"}))
+		o = runOnce(t, az, env)
+		o.ok(t)
+		x := checkChangeExport(t, acct, name, o)
+		assert.Equal(t, idSet([]int{4}), ids(x.lines))
+		assert.NotContains(t, o.changes, "exported")
+	})
+
 	t.Run("starts over with a full listing when Graph no longer knows the link", func(t *testing.T) {
 		for _, how := range []struct {
 			name   string

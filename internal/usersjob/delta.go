@@ -270,8 +270,10 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 	}
 
 	var saved storage.Committed
+	// A round without a change has nothing to export: no empty blob.
+	exported := exp != nil && exp.lines.Load() > 0
 	if exp != nil || stopped {
-		if exp != nil {
+		if exported {
 			if saved, err = exp.commit(r); err != nil {
 				return fmt.Errorf("listed %d changes, then could not save their export: %w", st.Changed+st.Removed, err)
 			}
@@ -301,14 +303,20 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 	if stopped {
 		attrs = append(attrs, "stopped", true)
 	}
-	if exp != nil {
+	switch {
+	case exported:
 		attrs = append(attrs, "export", saved.Name, "export_bytes", saved.Bytes)
+	case exp != nil:
+		attrs = append(attrs, "exported", false)
 	}
 	j.out.Results().Info("changes listed", attrs...)
 	summary := fmt.Sprintf("Listed %d changes (%d new or updated users, %d removed) on %s in %s (%d retries, %d throttled responses).",
 		st.Changed+st.Removed, st.Changed, st.Removed, plural(st.Pages, "page"), r.elapsed().Round(time.Millisecond), st.Retries, st.Throttled)
-	if exp != nil {
+	switch {
+	case exported:
 		summary += fmt.Sprintf(" Exported to %s/%s (%d bytes).", j.opts.Store.Name(), saved.Name, saved.Bytes)
+	case exp != nil:
+		summary += " Nothing to export: no blob written."
 	}
 	r.note(summary)
 	return nil

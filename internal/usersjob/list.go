@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"graphuserstimer/internal/graph"
@@ -130,6 +131,7 @@ type export struct {
 	e      *storage.Export
 	cancel context.CancelFunc // ends the staging's context
 	done   bool
+	lines  atomic.Int64 // written so far
 }
 
 // lines recycles the buffers lines are made in, one per stream at a time.
@@ -169,7 +171,11 @@ func (x *export) write(obj []byte) error {
 	if err != nil {
 		return fmt.Errorf("export line: %w", err)
 	}
-	return x.e.WriteLine(line)
+	if err := x.e.WriteLine(line); err != nil {
+		return err
+	}
+	x.lines.Add(1)
+	return nil
 }
 
 // commit makes the export visible. A run whose context has ended (a delta
