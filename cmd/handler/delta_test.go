@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +33,12 @@ import (
 // identity endpoint, the fake Graph and the real Azurite, through the real
 // azidentity, azcore and azblob.
 
-// stateBlob is where the handler keeps its place: the function's name.
-const stateBlob = "state/GraphUsersTimer.json"
+// testHostID is the host ID the tests' app names outright.
+const testHostID = "test-app"
+
+// stateBlob is where the handler keeps its place: under the host ID, the
+// function's name.
+const stateBlob = "state/" + testHostID + "/GraphUsersTimer.json"
 
 // deltaSelect makes jobTitle a selected property, so that every update the
 // fake tenant makes is reported.
@@ -128,6 +135,7 @@ func (a *account) deltaSettings(t *testing.T, az *azure, container string) map[s
 	env["GRAPH_USERS_CONTAINER"] = container
 	env["GRAPH_USERS_SELECT"] = deltaSelect
 	env["GRAPH_USERS_PAGE_SIZE"] = "100"
+	env["AzureFunctionsWebHost__hostid"] = testHostID
 	return env
 }
 
@@ -222,7 +230,13 @@ type state struct {
 // internal/storage; found is false when there is none.
 func (a *account) readState(t *testing.T, container string) (st state, raw []byte, found bool) {
 	t.Helper()
-	raw, _, err := a.open(t, container).Get(testCtx(t), stateBlob)
+	return a.readStateAt(t, container, stateBlob)
+}
+
+// readStateAt reads the state blob called blob.
+func (a *account) readStateAt(t *testing.T, container, blob string) (st state, raw []byte, found bool) {
+	t.Helper()
+	raw, _, err := a.open(t, container).Get(testCtx(t), blob)
 	if errors.Is(err, storage.ErrNotFound) {
 		return state{}, nil, false
 	}
@@ -235,13 +249,19 @@ func (a *account) readState(t *testing.T, container string) (st state, raw []byt
 // replaced whatever it holds.
 func (a *account) writeState(t *testing.T, container string, data []byte) {
 	t.Helper()
+	a.writeStateAt(t, container, stateBlob, data)
+}
+
+// writeStateAt writes data as the blob called blob, whatever it holds.
+func (a *account) writeStateAt(t *testing.T, container, blob string, data []byte) {
+	t.Helper()
 	c := a.open(t, container)
 	require.NoError(t, c.Create(testCtx(t)))
-	_, etag, err := c.Get(testCtx(t), stateBlob)
+	_, etag, err := c.Get(testCtx(t), blob)
 	if !errors.Is(err, storage.ErrNotFound) {
 		require.NoError(t, err)
 	}
-	_, err = c.Put(testCtx(t), stateBlob, data, etag)
+	_, err = c.Put(testCtx(t), blob, data, etag)
 	require.NoError(t, err)
 }
 
@@ -561,6 +581,36 @@ func TestDeltaMode(t *testing.T) {
 		assert.Equal(t, 2.0, o.changes["pages"])
 	})
 
+	t.Run("a round without a change writes no export", func(t *testing.T) {
+		az, _ := newDeltaAzure(t, 50)
+		name := acct.newContainer("noexport")
+		env := acct.deltaSettings(t, az, name)
+		env["GRAPH_USERS_EXPORT"] = "true"
+		runOnce(t, az, env).ok(t)
+		before := acct.blobs(t, name, "")
+
+		o := runOnce(t, az, env)
+		o.ok(t)
+		require.NotNil(t, o.changes)
+		assert.Equal(t, 0.0, o.changes["changed"])
+		assert.Equal(t, false, o.changes["exported"], "the summary says no export was written")
+		assert.NotContains(t, o.changes, "export")
+		assert.NotContains(t, o.changes, "export_bytes")
+		assert.Contains(t, strings.Join(o.logs, "\n"), "Nothing to export: no blob written.")
+		assert.Empty(t, acct.blobs(t, name, "changes/"), "no empty export")
+		assert.Equal(t, before, acct.blobs(t, name, ""))
+		st, _, _ := acct.readState(t, name)
+		assert.Empty(t, st.ExportFrom, "no export is owed")
+
+		// A change later is exported as usual.
+		require.NoError(t, az.graph.UpdateUser(4, fakeazure.UserUpdate{JobTitle: "Exported"}))
+		o = runOnce(t, az, env)
+		o.ok(t)
+		x := checkChangeExport(t, acct, name, o)
+		assert.Equal(t, idSet([]int{4}), ids(x.lines))
+		assert.NotContains(t, o.changes, "exported")
+	})
+
 	t.Run("starts over with a full listing when Graph no longer knows the link", func(t *testing.T) {
 		for _, how := range []struct {
 			name   string
@@ -854,7 +904,7 @@ func checkUserExport(t *testing.T, acct *account, container string, o deltaOutco
 	t.Helper()
 	require.NotNil(t, o.summary)
 	name, _ := o.summary["export"].(string)
-	assert.Regexp(t, `^users/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
+	assert.Regexp(t, `^users/`+testHostID+`/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
 	x := acct.download(t, container, name)
 	assert.Equal(t, "application/gzip", x.contentType)
 	assert.Equal(t, float64(x.size), o.summary["export_bytes"], "the summary gives the blob's size")
@@ -879,7 +929,7 @@ func checkChangeExport(t *testing.T, acct *account, container string, o deltaOut
 	t.Helper()
 	require.NotNil(t, o.changes)
 	name, _ := o.changes["export"].(string)
-	assert.Regexp(t, `^changes/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
+	assert.Regexp(t, `^changes/`+testHostID+`/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.jsonl\.gz$`, name)
 	x := acct.download(t, container, name)
 	assert.Equal(t, float64(x.size), o.changes["export_bytes"], "the summary gives the blob's size")
 	assert.Contains(t, strings.Join(o.logs, "\n"), fmt.Sprintf("Exported to %s/%s (%d bytes).", container, name, x.size))
@@ -1015,6 +1065,318 @@ func TestDeltaModeRefusesSettingsItCannotUse(t *testing.T) {
 				assert.NotContains(t, err.Error()+stdout.String()+stderr.String(), secret, "never the key")
 			}
 			assert.Empty(t, stdout.String(), "refused before it serves")
+		})
+	}
+}
+
+// useIdentity points MSAL, which reads the process environment, at az's
+// identity endpoint: tests that run two apps switch between them.
+func useIdentity(t *testing.T, az *azure) {
+	t.Helper()
+	t.Setenv("IDENTITY_ENDPOINT", az.identityURL)
+	t.Setenv("IDENTITY_HEADER", az.header)
+}
+
+func TestAppsSharingAStorageAccountKeepTheirOwnStateAndExports(t *testing.T) {
+	acct := newAccount(t)
+	name := acct.newContainer("shared")
+	// Two Function Apps on one storage account and one container, each
+	// listing a tenant of its own: one names its host ID outright, the
+	// other runs in Azure, where the host ID is its site's name.
+	one, _ := newDeltaAzure(t, 40)
+	envOne := acct.deltaSettings(t, one, name)
+	envOne["AzureFunctionsWebHost__hostid"] = "app-one"
+	envOne["GRAPH_USERS_EXPORT"] = "true"
+	two, _ := newDeltaAzure(t, 70)
+	envTwo := acct.deltaSettings(t, two, name)
+	delete(envTwo, "AzureFunctionsWebHost__hostid")
+	envTwo["WEBSITE_INSTANCE_ID"] = "0123456789abcdef"
+	envTwo["WEBSITE_SITE_NAME"] = "App-Two"
+	envTwo["GRAPH_USERS_EXPORT"] = "true"
+	const stateOne, stateTwo = "state/app-one/GraphUsersTimer.json", "state/app-two/GraphUsersTimer.json"
+
+	useIdentity(t, one)
+	o := runOnce(t, one, envOne)
+	o.ok(t)
+	require.NotNil(t, o.summary)
+	assert.Equal(t, 40.0, o.summary["users"])
+	assert.Regexp(t, `^users/app-one/`, o.summary["export"])
+
+	useIdentity(t, two)
+	o = runOnce(t, two, envTwo)
+	o.ok(t)
+	assert.Empty(t, o.logs[:len(o.logs)-1], "no warning: the other app's state is not this one's")
+	require.NotNil(t, o.summary, "a first full listing of its own")
+	assert.Equal(t, 70.0, o.summary["users"])
+	assert.Regexp(t, `^users/app-two/`, o.summary["export"])
+
+	stOne, _, found := acct.readStateAt(t, name, stateOne)
+	require.True(t, found)
+	assert.True(t, strings.HasPrefix(stOne.Link, one.graphURL+"/"), "app one's state keeps its own Graph's link")
+	stTwo, _, found := acct.readStateAt(t, name, stateTwo)
+	require.True(t, found)
+	assert.True(t, strings.HasPrefix(stTwo.Link, two.graphURL+"/"))
+
+	// Each goes on with rounds of its own tenant's changes.
+	require.NoError(t, one.graph.UpdateUser(1, fakeazure.UserUpdate{JobTitle: "One"}))
+	require.NoError(t, two.graph.UpdateUser(2, fakeazure.UserUpdate{JobTitle: "Two"}))
+	require.NoError(t, two.graph.UpdateUser(3, fakeazure.UserUpdate{JobTitle: "Two"}))
+	useIdentity(t, one)
+	o = runOnce(t, one, envOne)
+	o.ok(t)
+	require.NotNil(t, o.changes, "a round from its own link")
+	assert.Equal(t, idSet([]int{1}), ids(o.changed))
+	assert.Regexp(t, `^changes/app-one/`, o.changes["export"])
+	useIdentity(t, two)
+	o = runOnce(t, two, envTwo)
+	o.ok(t)
+	require.NotNil(t, o.changes)
+	assert.Equal(t, idSet([]int{2, 3}), ids(o.changed))
+	assert.Regexp(t, `^changes/app-two/`, o.changes["export"])
+
+	for _, b := range acct.blobs(t, name, "") {
+		assert.Regexp(t, `^(state|users|changes)/app-(one|two)/`, b, "every blob under its app's host ID")
+	}
+	assert.Len(t, acct.blobs(t, name, "users/app-one/"), 1)
+	assert.Len(t, acct.blobs(t, name, "users/app-two/"), 1)
+}
+
+func TestDeltaModeLeavesAnEarlierVersionsSharedStateAlone(t *testing.T) {
+	acct := newAccount(t)
+	az, h := newDeltaAzure(t, 30)
+	name := acct.newContainer("upgrade")
+	env := acct.deltaSettings(t, az, name)
+	// The state an earlier version kept for every app of the account, with
+	// a link of this very Graph: another app's, for all this one knows.
+	old := []byte(`{"version":1,"link":"` + az.graphURL + `/v1.0/users/delta?$deltatoken=whose","linkSince":"` +
+		time.Now().UTC().Format(time.RFC3339) + `"}`)
+	acct.writeStateAt(t, name, "state/GraphUsersTimer.json", old)
+
+	var deltas atomic.Int32
+	h.onDelta(func(pr fakeazure.PageRequest) fakeazure.Fault { deltas.Add(1); return fakeazure.Fault{} })
+	o := runOnce(t, az, env)
+	o.ok(t)
+	logs := strings.Join(o.logs, "\n")
+	assert.Contains(t, logs, "the state an earlier version kept at "+name+"/state/GraphUsersTimer.json")
+	assert.Contains(t, logs, "is not used: listing every user")
+	require.NotNil(t, o.summary)
+	assert.Equal(t, "full", o.summary["mode"])
+	assert.Equal(t, int32(1), deltas.Load(), "one delta request, for a link to now: the old link is not followed")
+	_, raw, _ := acct.readStateAt(t, name, "state/GraphUsersTimer.json")
+	assert.Equal(t, string(old), string(raw), "left as it was")
+	_, _, found := acct.readState(t, name)
+	assert.True(t, found, "this app's own state")
+
+	o = runOnce(t, az, env)
+	o.ok(t)
+	assert.NotNil(t, o.changes, "then rounds, without the warning")
+	assert.NotContains(t, strings.Join(o.logs, "\n"), "earlier version")
+}
+
+// usersNextLink is the @odata.nextLink of the fake Graph's first page of
+// /v1.0/users: a listing's link, not a delta round's.
+func usersNextLink(t *testing.T, az *azure) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, az.graphURL+fakeazure.UsersPath+"?$top=10", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+az.token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var page struct {
+		NextLink string `json:"@odata.nextLink"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+	require.NotEmpty(t, page.NextLink)
+	return page.NextLink
+}
+
+func TestDeltaModeStartsOverFromALinkThatIsNotAUsersDeltaLink(t *testing.T) {
+	acct := newAccount(t)
+	for _, tt := range []struct {
+		name string
+		// link and exportFrom make the state's links from Graph's root
+		// and a valid delta link of it.
+		link, exportFrom func(root, good string) string
+		path             string
+	}{
+		{
+			name: "a link edited by hand to start a round afresh",
+			link: func(root, _ string) string { return root + "/v1.0/users/delta?$select=id,displayName" },
+			path: "/v1.0/users/delta",
+		},
+		{
+			name: "a link edited by hand to a listing",
+			link: func(root, _ string) string { return root + "/v1.0/users?$skiptoken=X%27abc%27" },
+			path: "/v1.0/users",
+		},
+		{
+			name: "another function's delta link",
+			link: func(root, _ string) string { return root + "/v1.0/groups/delta?$deltatoken=abc" },
+			path: "/v1.0/groups/delta",
+		},
+		{
+			name: "a nextLink of a /v1.0/users listing",
+			link: nil, // usersNextLink
+			path: "/v1.0/users",
+		},
+		{
+			name:       "where an export began, another function's",
+			link:       func(_, good string) string { return good },
+			exportFrom: func(root, _ string) string { return root + "/v1.0/groups/delta?$skiptoken=abc" },
+			path:       "/v1.0/groups/delta",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			az, _ := newDeltaAzure(t, 30)
+			name := acct.newContainer("notdelta")
+			env := acct.deltaSettings(t, az, name)
+			env["GRAPH_USERS_EXPORT"] = "true"
+			env["GRAPH_USERS_LOG_EACH"] = "true"
+			runOnce(t, az, env).ok(t)
+			good, _, _ := acct.readState(t, name)
+
+			link := ""
+			if tt.link == nil {
+				link = usersNextLink(t, az)
+			} else {
+				link = tt.link(az.graphURL, good.Link)
+			}
+			st := map[string]any{"version": 1, "link": link, "linkSince": time.Now().UTC().Format(time.RFC3339)}
+			if tt.exportFrom != nil {
+				st["exportFrom"] = tt.exportFrom(az.graphURL, good.Link)
+			}
+			raw, err := json.Marshal(st)
+			require.NoError(t, err)
+			acct.writeState(t, name, raw)
+
+			o := runOnce(t, az, env)
+			o.ok(t)
+			logs := strings.Join(o.logs, "\n")
+			assert.Contains(t, logs, "warning: the delta state "+name+"/"+stateBlob+" holds a link that is not a users delta link of GRAPH_ENDPOINT")
+			assert.Contains(t, logs, fmt.Sprintf("its path is %q", tt.path))
+			assert.Contains(t, o.stderr, `"level":"warn"`)
+			assert.NotContains(t, logs, "abc", "never a link's tokens")
+			assert.Empty(t, o.changed, "no user taken for a change")
+			require.NotNil(t, o.summary, "a full listing")
+			assert.Equal(t, "full", o.summary["mode"])
+			assert.Len(t, o.users, 30)
+			saved, _, _ := acct.readState(t, name)
+			assert.True(t, strings.HasPrefix(saved.Link, az.graphURL+fakeazure.UsersDeltaPath+"?$deltatoken="), saved.Link)
+			assert.Empty(t, saved.ExportFrom)
+
+			// And the next run is a round, as any other.
+			require.NoError(t, az.graph.UpdateUser(5, fakeazure.UserUpdate{JobTitle: "After"}))
+			o = runOnce(t, az, env)
+			o.ok(t)
+			assert.NotContains(t, strings.Join(o.logs, "\n"), "warning")
+			require.NotNil(t, o.changes)
+			assert.Equal(t, idSet([]int{5}), ids(o.changed))
+		})
+	}
+}
+
+// lossyProxy stands between the handler and Azurite. Armed, it sends the
+// next write of a state blob on to Azurite, which applies it, and then loses
+// the answer: the handler gets a 500 InternalError instead, or its
+// connection is reset. Azurite never answers so; Azure Storage can.
+type lossyProxy struct {
+	url   string
+	acct  *account
+	fault atomic.Pointer[string]
+	lost  atomic.Int32
+}
+
+func newLossyProxy(t *testing.T, acct *account) *lossyProxy {
+	t.Helper()
+	target, err := url.Parse(acct.srv.BlobEndpoint())
+	require.NoError(t, err)
+	target.Path = ""
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p := &lossyProxy{acct: acct}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/state/") {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		fault := p.fault.Swap(nil)
+		if fault == nil {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		if !assert.Equal(t, http.StatusCreated, rec.Code, "Azurite applied the write: %s", rec.Body) {
+			return
+		}
+		p.lost.Add(1)
+		if *fault == "reset" {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			require.NoError(t, err)
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset, not a close
+			}
+			conn.Close()
+			return
+		}
+		w.Header().Set("x-ms-error-code", "InternalError")
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "\ufeff<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>InternalError</Code>"+
+			"<Message>The server encountered an internal error. Please retry the request.</Message></Error>")
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+// connectionString reaches Azurite's account through the proxy.
+func (p *lossyProxy) connectionString() string {
+	return fmt.Sprintf("AccountName=%s;AccountKey=%s;BlobEndpoint=%s/%s", azurite.AccountName, azurite.AccountKey, p.url, azurite.AccountName)
+}
+
+// arm loses the answer to the next write of a state blob.
+func (p *lossyProxy) arm(fault string) { p.fault.Store(&fault) }
+
+func TestDeltaModeKnowsItsOwnStateWriteWhoseAnswerWasLost(t *testing.T) {
+	acct := newAccount(t)
+	for _, fault := range []string{"500", "reset"} {
+		t.Run(fault, func(t *testing.T) {
+			az, _ := newDeltaAzure(t, 250)
+			name := acct.newContainer("lost")
+			p := newLossyProxy(t, acct)
+			env := acct.deltaSettings(t, az, name)
+			env["AzureWebJobsStorage"] = p.connectionString()
+
+			// The first state is created, and the answer lost: the retry
+			// meets 409 BlobAlreadyExists, against its own write.
+			p.arm(fault)
+			o := runOnce(t, az, env)
+			o.ok(t)
+			require.Equal(t, int32(1), p.lost.Load(), "the answer to the state's creation was lost")
+			require.NotNil(t, o.summary)
+			assert.Equal(t, "full", o.summary["mode"])
+			first, _, found := acct.readState(t, name)
+			require.True(t, found)
+
+			// A round's write after its page, the answer lost: the retry
+			// meets 412 ConditionNotMet, against its own write.
+			c := az.graph.Change(fakeazure.Changes{Update: 5})
+			p.arm(fault)
+			o = runOnce(t, az, env)
+			o.ok(t)
+			require.Equal(t, int32(2), p.lost.Load())
+			require.NotNil(t, o.changes)
+			assert.Equal(t, idSet(c.Updated), ids(o.changed))
+			next, _, _ := acct.readState(t, name)
+			assert.NotEqual(t, first.Link, next.Link, "the round's place is saved")
+
+			// And the next run is a round from there, as any other.
+			require.NoError(t, az.graph.UpdateUser(7, fakeazure.UserUpdate{JobTitle: "Then"}))
+			o = runOnce(t, az, env)
+			o.ok(t)
+			require.NotNil(t, o.changes)
+			assert.Equal(t, idSet([]int{7}), ids(o.changed))
 		})
 	}
 }

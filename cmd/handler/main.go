@@ -99,6 +99,14 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
+	var hostID string
+	if store != nil {
+		// The state and the exports are kept under it, apart from those of
+		// other apps sharing the storage account.
+		if hostID, err = customhandler.HostID(getenv, root); err != nil {
+			return err
+		}
+	}
 	job := usersjob.New(client, out, usersjob.Options{
 		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize, Streams: cfg.Parallel},
 		Mode:           usersjob.Mode(cfg.Mode),
@@ -107,6 +115,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		Store:          store,
 		StorageSetting: cfg.Storage.Setting,
 		Function:       app.Function.Name,
+		HostID:         hostID,
 		ClientID:       cfg.ClientID,
 		IdentitySource: identitySource(getenv),
 		RunTimeout:     runTimeout,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -34,13 +35,17 @@ func (j *Job) runDelta(r *run) error {
 	if err := j.prepareStore(r); err != nil {
 		return err
 	}
-	blob := &stateBlob{store: j.opts.Store, name: stateName(j.opts.Function)}
+	if err := j.checkHostID(); err != nil {
+		return err
+	}
+	blob := &stateBlob{store: j.opts.Store, name: stateName(j.opts.HostID, j.opts.Function)}
 	st, found, err := blob.read(r.ctx)
 	if err != nil {
 		return fmt.Errorf("read the delta state: %w", j.advise(r.ctx, err, graph.Stats{}))
 	}
 	switch age := r.start.Sub(st.LinkSince); {
 	case !found:
+		j.noteOldState(r, blob)
 		return j.fullListing(r, blob)
 	case age > linkLifetime:
 		r.warn(fmt.Sprintf("warning: the saved delta link is %s old, older than the 7 days Graph keeps one: listing every user again",
@@ -56,6 +61,17 @@ func (j *Job) runDelta(r *run) error {
 		// GRAPH_ENDPOINT changed, and that Graph never gets the token.
 		r.warn("warning: the saved delta link is not on GRAPH_ENDPOINT, which has changed since it was saved: listing every user again")
 		return j.fullListing(r, blob)
+	case !isUsersDeltaLink(st.Link) || st.ExportFrom != "" && !isUsersDeltaLink(st.ExportFrom):
+		// Followed, such a link would log every user it lists as changed
+		// and save its links, and every later run would do the same.
+		bad := st.Link
+		if isUsersDeltaLink(bad) {
+			bad = st.ExportFrom
+		}
+		r.warn(fmt.Sprintf("warning: the delta state %s/%s holds a link that is not a users delta link of GRAPH_ENDPOINT "+
+			"(its path is %q, not %s, or it carries no $deltatoken or $skiptoken), such as one edited by hand or "+
+			"another function's: listing every user again", j.opts.Store.Name(), blob.name, linkPath(bad), usersDeltaPath))
+		return j.fullListing(r, blob)
 	}
 	from := st.Link
 	if st.ExportFrom != "" && j.opts.Export {
@@ -69,6 +85,62 @@ func (j *Job) runDelta(r *run) error {
 		return j.fullListing(r, blob)
 	}
 	return err
+}
+
+// usersDeltaPath is the path of the users delta function as Graph writes
+// it in its links.
+const usersDeltaPath = "/v1.0/users/delta"
+
+// isUsersDeltaLink reports whether link, on GRAPH_ENDPOINT (OwnsLink checks
+// that), is a link of a users delta round: the delta function of
+// /v1.0/users, by its short or its qualified name, with the token of a
+// round. The path is compared as Graph writes it.
+func isUsersDeltaLink(link string) bool {
+	u, err := url.Parse(link)
+	if err != nil {
+		return false
+	}
+	switch u.Path {
+	case usersDeltaPath, usersDeltaPath + "()", "/v1.0/users/microsoft.graph.delta", "/v1.0/users/microsoft.graph.delta()":
+	default:
+		return false
+	}
+	q := u.Query()
+	return q.Get("$deltatoken") != "" || q.Get("$skiptoken") != ""
+}
+
+// linkPath is link's path for a message: never its query, whose tokens
+// are the tenant's place.
+func linkPath(link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		return "unreadable"
+	}
+	return u.Path
+}
+
+// checkHostID refuses to keep anything in storage without a host ID: the
+// blobs of every app sharing the account would mix.
+func (j *Job) checkHostID() error {
+	if j.opts.HostID == "" {
+		return errors.New("no host ID to keep the state and exports under: set AzureFunctionsWebHost__hostid")
+	}
+	return nil
+}
+
+// noteOldState says, when there is no state yet, whether an earlier
+// version's, kept before states were kept by host ID, is there. It is not
+// taken over: any app sharing the account may have written it, and
+// following another app's link is what keeping states apart prevents.
+func (j *Job) noteOldState(r *run, blob *stateBlob) {
+	old := oldStateName(j.opts.Function)
+	if _, _, err := j.opts.Store.Get(r.ctx, old); err != nil {
+		return
+	}
+	r.warn(fmt.Sprintf("warning: the delta state is now kept per Function App, as %s/%s; the state an earlier version "+
+		"kept at %s/%s, which any app sharing the storage account may have written, is not used: listing every user; "+
+		"delete that blob once no app of the account runs an earlier version",
+		j.opts.Store.Name(), blob.name, j.opts.Store.Name(), old))
 }
 
 // fullListing lists every user, as list mode does, after taking a delta
@@ -198,8 +270,10 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 	}
 
 	var saved storage.Committed
+	// A round without a change has nothing to export: no empty blob.
+	exported := exp != nil && exp.lines.Load() > 0
 	if exp != nil || stopped {
-		if exp != nil {
+		if exported {
 			if saved, err = exp.commit(r); err != nil {
 				return fmt.Errorf("listed %d changes, then could not save their export: %w", st.Changed+st.Removed, err)
 			}
@@ -229,14 +303,20 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 	if stopped {
 		attrs = append(attrs, "stopped", true)
 	}
-	if exp != nil {
+	switch {
+	case exported:
 		attrs = append(attrs, "export", saved.Name, "export_bytes", saved.Bytes)
+	case exp != nil:
+		attrs = append(attrs, "exported", false)
 	}
 	j.out.Results().Info("changes listed", attrs...)
 	summary := fmt.Sprintf("Listed %d changes (%d new or updated users, %d removed) on %s in %s (%d retries, %d throttled responses).",
 		st.Changed+st.Removed, st.Changed, st.Removed, plural(st.Pages, "page"), r.elapsed().Round(time.Millisecond), st.Retries, st.Throttled)
-	if exp != nil {
+	switch {
+	case exported:
 		summary += fmt.Sprintf(" Exported to %s/%s (%d bytes).", j.opts.Store.Name(), saved.Name, saved.Bytes)
+	case exp != nil:
+		summary += " Nothing to export: no blob written."
 	}
 	r.note(summary)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"graphuserstimer/internal/graph"
@@ -130,12 +131,14 @@ type export struct {
 	e      *storage.Export
 	cancel context.CancelFunc // ends the staging's context
 	done   bool
+	lines  atomic.Int64 // written so far
 }
 
 // lines recycles the buffers lines are made in, one per stream at a time.
 var lines = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// newExport starts the run's export under kind/, named by when it began.
+// newExport starts the run's export under kind/<host id>/, named by when it
+// began.
 func (j *Job) newExport(r *run, kind string) (*export, error) {
 	// Blocks are staged under a context of their own, which outlives the
 	// run's deadline by the time a run may take to keep its place: a round
@@ -145,7 +148,11 @@ func (j *Job) newExport(r *run, kind string) (*export, error) {
 	if dl, ok := r.ctx.Deadline(); ok {
 		ctx, cancel = context.WithDeadline(context.WithoutCancel(r.ctx), dl.Add(saveTimeout))
 	}
-	e, err := j.opts.Store.NewExport(ctx, kind+"/"+r.start.Format(exportTime)+".jsonl.gz")
+	if err := j.checkHostID(); err != nil {
+		cancel()
+		return nil, err
+	}
+	e, err := j.opts.Store.NewExport(ctx, kind+"/"+j.opts.HostID+"/"+r.start.Format(exportTime)+".jsonl.gz")
 	if err != nil {
 		cancel()
 		return nil, j.advise(r.ctx, err, graph.Stats{})
@@ -164,7 +171,11 @@ func (x *export) write(obj []byte) error {
 	if err != nil {
 		return fmt.Errorf("export line: %w", err)
 	}
-	return x.e.WriteLine(line)
+	if err := x.e.WriteLine(line); err != nil {
+		return err
+	}
+	x.lines.Add(1)
+	return nil
 }
 
 // commit makes the export visible. A run whose context has ended (a delta

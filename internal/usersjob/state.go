@@ -1,8 +1,8 @@
 package usersjob
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +21,7 @@ import (
 const linkLifetime = 7 * 24 * time.Hour
 
 // state is where delta mode stands, kept in one small JSON blob of the
-// container, state/<function>.json, written with conditions so that two
+// container, state/<host id>/<function>.json, written with conditions so that two
 // writers never overwrite each other.
 type state struct {
 	// Version is the blob's format.
@@ -44,6 +44,9 @@ type state struct {
 	FullListingAt time.Time `json:"fullListingAt"`
 	// Last sums up the last run that moved the state on.
 	Last stateRun `json:"last"`
+	// WriteID is new with every write: a blob that holds it was written by
+	// that write, though its answer was lost.
+	WriteID string `json:"writeId,omitempty"`
 }
 
 // stateRun sums up a run in the state.
@@ -66,14 +69,18 @@ type stateBlob struct {
 	store *storage.Container
 	name  string
 	etag  azcore.ETag // "" until the blob exists
-	// unsure is what a write that its context cut short tried to write:
-	// storage may have written it before its answer was given up on, and
-	// the ETag then changed with it.
-	unsure []byte
+	// unsure is the write ID of a write that failed without a conflict,
+	// such as one its context cut short: storage may have applied it
+	// before its answer was lost, and the ETag then changed with it.
+	unsure string
 }
 
-// stateName is the blob of fn's state.
-func stateName(fn string) string { return "state/" + fn + ".json" }
+// stateName is the blob of fn's state in the app whose host ID is host.
+func stateName(host, fn string) string { return "state/" + host + "/" + fn + ".json" }
+
+// oldStateName is where versions that knew no host ID kept fn's state,
+// shared by every app of the account.
+func oldStateName(fn string) string { return "state/" + fn + ".json" }
 
 // read reads the state; found is false when there is none yet.
 func (b *stateBlob) read(ctx context.Context) (st state, found bool, err error) {
@@ -99,30 +106,59 @@ func (b *stateBlob) read(ctx context.Context) (st state, found bool, err error) 
 }
 
 // write writes the state: created if it was not there, replaced only if no
-// one wrote it since this run read or wrote it.
+// one wrote it since this run read or wrote it. A write of this run's whose
+// answer was lost is no one else's: storage may apply an attempt and answer
+// 500, or its answer may be cut off, and the retried attempt then meets a
+// conflict with the first (409 or 412). Each write puts an ID of its own in
+// the state, by which a blob that holds it is known as this run's.
 func (b *stateBlob) write(ctx context.Context, st state) error {
+	if b.unsure != "" {
+		// Known or not, the next Put tells: a conflict with someone
+		// else's write, or none.
+		_, _ = b.adopt(ctx, b.unsure)
+		b.unsure = ""
+	}
 	st.Version = stateVersion
+	st.WriteID = rand.Text()
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode the state: %w", err)
 	}
-	if b.unsure != nil {
-		// A blob that holds what this run tried to write was written by
-		// this run: its ETag is ours, not a sign of someone else.
-		if cur, etag, err := b.store.Get(ctx, b.name); err == nil && bytes.Equal(cur, b.unsure) {
-			b.etag = etag
-		}
-		b.unsure = nil
-	}
 	etag, err := b.store.Put(ctx, b.name, data, b.etag)
-	if err != nil {
-		if ctx.Err() != nil {
-			b.unsure = data
-		}
+	if err == nil {
+		b.etag = etag
+		return nil
+	}
+	if !errors.Is(err, storage.ErrConflict) {
+		b.unsure = st.WriteID
 		return err
 	}
+	ours, rerr := b.adopt(ctx, st.WriteID)
+	if ours {
+		return nil
+	}
+	if rerr != nil {
+		// Whose write it was is not known yet: the next write looks again.
+		b.unsure = st.WriteID
+	}
+	return err
+}
+
+// adopt takes the blob's ETag when the blob holds what the write whose ID
+// is id wrote.
+func (b *stateBlob) adopt(ctx context.Context, id string) (bool, error) {
+	data, etag, err := b.store.Get(ctx, b.name)
+	if err != nil {
+		return false, err
+	}
+	var cur struct {
+		WriteID string `json:"writeId"`
+	}
+	if json.Unmarshal(data, &cur) != nil || cur.WriteID != id {
+		return false, nil
+	}
 	b.etag = etag
-	return nil
+	return true, nil
 }
 
 // corruptStateError is a state blob the job cannot read.

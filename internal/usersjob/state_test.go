@@ -50,14 +50,14 @@ func TestStateWriteCutShortIsNoConflictWithItself(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, store.Create(bg))
 	linkOf := func() string {
-		other := &stateBlob{store: store, name: stateName("F")}
+		other := &stateBlob{store: store, name: stateName("app", "F")}
 		st, found, err := other.read(bg)
 		require.NoError(t, err)
 		require.True(t, found)
 		return st.Link
 	}
 
-	b := &stateBlob{store: store, name: stateName("F")}
+	b := &stateBlob{store: store, name: stateName("app", "F")}
 	require.NoError(t, b.write(bg, state{Link: "first"}))
 	tr.armed.Store(true)
 	require.ErrorIs(t, b.write(runCtx, state{Link: "second"}), context.Canceled)
@@ -72,9 +72,9 @@ func TestStateWriteCutShortIsNoConflictWithItself(t *testing.T) {
 	done, stop := context.WithCancel(bg)
 	stop()
 	require.Error(t, b.write(done, state{Link: "never sent"}))
-	_, etag, err := store.Get(bg, stateName("F"))
+	_, etag, err := store.Get(bg, stateName("app", "F"))
 	require.NoError(t, err)
-	_, err = store.Put(bg, stateName("F"), []byte(`{"version":1,"link":"theirs"}`), etag)
+	_, err = store.Put(bg, stateName("app", "F"), []byte(`{"version":1,"link":"theirs"}`), etag)
 	require.NoError(t, err)
 	require.ErrorIs(t, b.write(bg, state{Link: "fourth"}), storage.ErrConflict)
 	assert.Equal(t, "theirs", linkOf())

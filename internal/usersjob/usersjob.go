@@ -46,8 +46,12 @@ type Options struct {
 	// StorageSetting names the storage connection in error messages.
 	StorageSetting string
 	// Function names the timer function: its delta state is the blob
-	// state/<Function>.json.
+	// state/<HostID>/<Function>.json.
 	Function string
+	// HostID is the Functions host's ID, which keeps apart the apps that
+	// share a storage account: the state and the exports are kept under
+	// it, as users/<HostID>/ and changes/<HostID>/. Required with Store.
+	HostID string
 	// ClientID names the managed identity in error messages.
 	ClientID string
 	// IdentitySource names where tokens come from, in error messages.
