@@ -320,7 +320,7 @@ func (l *lister) count(ctx context.Context, rawURL string) (int, error) {
 		if f.why == "" || attempt >= l.c.retry.maxRetries {
 			return 0, f.err
 		}
-		if err := l.retry(ctx, attempt, f.why, f.wait); err != nil {
+		if err := l.retry(ctx, attempt, f); err != nil {
 			return 0, err
 		}
 	}

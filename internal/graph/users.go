@@ -401,7 +401,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 			}
 			return "", nil, f.exhausted(attempt + 1)
 		}
-		if err := l.retry(ctx, attempt, f.why, f.wait); err != nil {
+		if err := l.retry(ctx, attempt, f); err != nil {
 			next.discard()
 			return "", nil, err
 		}
@@ -416,9 +416,11 @@ type failure struct {
 	// why says, in a warning's words, why the page is read again; empty
 	// when it is not worth another attempt.
 	why string
-	// wait is how long the response asked the client to wait, or zero for
-	// the client's own backoff.
-	wait time.Duration
+	// wait is how long to wait before the next attempt: what the response
+	// asked for when named, zero included, which is to retry at once;
+	// otherwise zero stands for the client's own backoff.
+	wait  time.Duration
+	named bool
 	// broken marks a page whose body could not be read whole.
 	broken bool
 }
@@ -538,7 +540,7 @@ func (l *lister) refused(resp *http.Response) *failure {
 		// with a new one. Twice refused, it is refused.
 		l.renewed = true
 		l.c.ep.RenewToken()
-		return &failure{err: re, why: status + ": Graph refused the token; trying again with a new one", wait: time.Millisecond}
+		return &failure{err: re, why: status + ": Graph refused the token; trying again with a new one", wait: time.Millisecond, named: true}
 	case !retriable(re.StatusCode):
 		return &failure{err: re}
 	case d > l.c.retry.maxDelay:
@@ -553,7 +555,7 @@ func (l *lister) refused(resp *http.Response) *failure {
 	if named && throttled(re.StatusCode) {
 		l.ls.gate.hold(d)
 	}
-	return &failure{err: re, why: status, wait: d}
+	return &failure{err: re, why: status, wait: d, named: named}
 }
 
 // get sends the request for one page, once the gate lets it.
@@ -564,14 +566,16 @@ func (l *lister) get(ctx context.Context, pageURL string) (*http.Response, error
 	return l.c.ep.Stream(ctx, pageURL, l.header)
 }
 
-// retry counts a retry, says why, and waits d, or a backoff when d is zero.
-func (l *lister) retry(ctx context.Context, attempt int, why string, d time.Duration) error {
-	if d == 0 {
+// retry counts a retry, says why, and waits what f asks for: Graph's wait
+// when it named one (Retry-After: 0 is now), the client's backoff when not.
+func (l *lister) retry(ctx context.Context, attempt int, f *failure) error {
+	d := f.wait
+	if !f.named {
 		d = l.c.retry.backoff(attempt + 1)
 	}
 	l.ls.tally.add(func(st *Stats) { st.Retries++ })
 	// warn names the reading; the page is enough here.
-	l.warn(fmt.Sprintf("page %d: %s; retry %d of %d in %s", l.pages+1, why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
+	l.warn(fmt.Sprintf("page %d: %s; retry %d of %d in %s", l.pages+1, f.why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
 	return wait(ctx, d)
 }
 
