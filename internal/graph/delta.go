@@ -128,7 +128,8 @@ func (c *Client) delta(ctx context.Context, first string, sink DeltaSink, header
 	l.onUser, l.atPage, l.handedOnPage = r.change, r.atPage, func() int { return r.onPage }
 	l.pageDone = func(link string) error {
 		if link == "" {
-			return fmt.Errorf("delta %s: %w", l.where(), &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
+			// The page just read, which where would count past.
+			return fmt.Errorf("%s, page %d: %w", l.label, l.pages, &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
 		}
 		r.st.Pages = l.pages
 		last := link == l.deltaLink

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -515,4 +516,35 @@ func TestDeltaOwnsOnlyLinksOfItsEndpoint(t *testing.T) {
 	} {
 		assert.False(t, tn.client.OwnsLink(other), other)
 	}
+}
+
+func TestDeltaNamesItsRoundOnceInAnError(t *testing.T) {
+	var armed atomic.Bool
+	ft := fakeazure.NewTenant(t, fakeazure.TenantOptions{
+		Graph: fakeazure.GraphOptions{Users: 10},
+		Wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if armed.Load() && r.URL.Path == fakeazure.UsersDeltaPath {
+					// A page that neither goes on nor ends the round.
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = w.Write([]byte(`{"value":[]}`))
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		},
+	})
+	client, err := graph.NewClient(ft.URL, ft.Credential(t), &graph.ClientOptions{Transport: ft.Transport(), RetryDelay: time.Millisecond})
+	require.NoError(t, err)
+	link, err := client.DeltaLatest(context.Background(), deltaSelect)
+	require.NoError(t, err)
+	armed.Store(true)
+
+	var rec deltaRecord
+	_, err = client.Delta(context.Background(), link, rec.sink(t, nil))
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "delta round, page 1: "), "%v", err)
+	assert.NotContains(t, err.Error(), "delta delta")
+	assert.Contains(t, err.Error(), "neither @odata.nextLink nor @odata.deltaLink")
+	assert.Empty(t, rec.pages)
 }

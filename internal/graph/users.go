@@ -257,6 +257,15 @@ func (l *lister) where() string {
 	return fmt.Sprintf("%s, page %d", l.label, l.pages+1)
 }
 
+// failed says where the reading failed: which page of a listing, or of a
+// delta round, whose label says so already.
+func (l *lister) failed(err error) error {
+	if l.onUser != nil {
+		return fmt.Errorf("%s: %w", l.where(), err)
+	}
+	return fmt.Errorf("list users %s: %w", l.where(), err)
+}
+
 // run follows the reading from its first page to its last.
 func (l *lister) run(ctx context.Context) error {
 	l.startReading()
@@ -279,7 +288,7 @@ func (l *lister) read(ctx context.Context, from string) error {
 	}()
 	for pageURL := from; pageURL != ""; {
 		if err := l.follow(pageURL); err != nil {
-			return fmt.Errorf("list users %s: %w", l.where(), err)
+			return l.failed(err)
 		}
 		link, next, err := l.page(ctx, pageURL, ahead)
 		ahead = next
@@ -292,7 +301,7 @@ func (l *lister) read(ctx context.Context, from string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("list users %s: %w", l.where(), err)
+			return l.failed(err)
 		}
 		l.pages++
 		if l.pageDone != nil {
@@ -394,7 +403,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 		if f == nil {
 			return link, next, nil
 		}
-		if f.why == "" || attempt >= l.c.retry.maxRetries || l.malformed > 1 {
+		if f.why == "" || attempt >= l.c.retry.maxRetries || l.malformed > maxInvalidRetries {
 			next.discard()
 			if f.why == "" {
 				return "", nil, f.err
@@ -421,9 +430,16 @@ type failure struct {
 	// otherwise zero stands for the client's own backoff.
 	wait  time.Duration
 	named bool
-	// broken marks a page whose body could not be read whole.
-	broken bool
+	// broken marks a page whose body could not be read whole; invalid, one
+	// that came whole but was not a valid page, which is worth
+	// maxInvalidRetries retries only.
+	broken, invalid bool
 }
+
+// maxInvalidRetries is how often a page that came whole but was not a valid
+// page is read again: once, in case something on the way garbled it. Graph
+// sent it so, and would send it so six times.
+const maxInvalidRetries = 1
 
 // exhausted is the error once attempts attempts have all failed.
 func (f *failure) exhausted(attempts int) error {
@@ -492,10 +508,8 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 		handed, noun = l.handedOnPage(), "changes"
 	}
 	if _, ok := errors.AsType[*PageSyntaxError](err); ok {
-		// Graph sent it whole: worth one more try, in case something on
-		// the way garbled it, not six.
 		l.malformed++
-		return "", &failure{err: err, broken: true,
+		return "", &failure{err: err, broken: true, invalid: true,
 			why: fmt.Sprintf("the page came whole but is not a valid page, after %d of its %s (%v)", handed, noun, err)}
 	}
 	return "", &failure{err: err, broken: true,
@@ -574,8 +588,13 @@ func (l *lister) retry(ctx context.Context, attempt int, f *failure) error {
 		d = l.c.retry.backoff(attempt + 1)
 	}
 	l.ls.tally.add(func(st *Stats) { st.Retries++ })
+	// The budget announced is the one this kind of failure has.
+	n, of := attempt+1, l.c.retry.maxRetries
+	if f.invalid {
+		n, of = l.malformed, maxInvalidRetries
+	}
 	// warn names the reading; the page is enough here.
-	l.warn(fmt.Sprintf("page %d: %s; retry %d of %d in %s", l.pages+1, f.why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
+	l.warn(fmt.Sprintf("page %d: %s; retry %d of %d in %s", l.pages+1, f.why, n, of, d.Round(time.Millisecond)))
 	return wait(ctx, d)
 }
 
