@@ -131,6 +131,12 @@ func (c *Client) delta(ctx context.Context, first string, sink DeltaSink, header
 			// The page just read, which where would count past.
 			return fmt.Errorf("%s, page %d: %w", l.label, l.pages, &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
 		}
+		if _, err := c.ep.CheckOrigin(link); err != nil {
+			// Refused before the sink keeps it: a round's place is never
+			// on another origin, where the next run would find a link
+			// that is not GRAPH_ENDPOINT's. Nothing was sent there.
+			return fmt.Errorf("%s, page %d: %w", l.label, l.pages, err)
+		}
 		r.st.Pages = l.pages
 		last := link == l.deltaLink
 		if err := sink.Page(link, last, r.stats(ls)); err != nil {

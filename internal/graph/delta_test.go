@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -547,4 +548,44 @@ func TestDeltaNamesItsRoundOnceInAnError(t *testing.T) {
 	assert.NotContains(t, err.Error(), "delta delta")
 	assert.Contains(t, err.Error(), "neither @odata.nextLink nor @odata.deltaLink")
 	assert.Empty(t, rec.pages)
+}
+
+func TestDeltaRefusesALinkToAnotherOriginWhenItArrives(t *testing.T) {
+	other := foreignHost(t, true)
+	foreign := other.URL + fakeazure.UsersDeltaPath + "?$deltatoken=steal"
+	tests := []struct {
+		name      string
+		page      int // the page that carries the foreign link, from 0
+		wantPages int // Page calls before it
+	}{
+		{"a nextLink", 0, 0},
+		{"a nextLink after a page", 1, 1},
+		{"the round's deltaLink", 2, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tn := newDeltaTenant(t, 500, deltaPath(func(_ *fakeazure.Graph, pr fakeazure.PageRequest) fakeazure.Fault {
+				if pr.Page == tt.page {
+					return fakeazure.Fault{NextLink: foreign}
+				}
+				return fakeazure.Fault{}
+			}))
+			link := tn.latestLink(t)
+			updateUsers(t, tn.Graph, 0, 450, "Moved") // pages of 200, 200 and 50
+
+			var rec deltaRecord
+			_, err := tn.client.Delta(context.Background(), link, rec.sink(t, nil))
+			var oe *graph.OriginError
+			require.ErrorAs(t, err, &oe)
+			assert.Contains(t, err.Error(), other.URL, "the error names the link's host")
+			assert.Contains(t, err.Error(), fmt.Sprintf("delta round, page %d: ", tt.page+1))
+			assert.NotContains(t, err.Error(), "steal", "a link's path and query are never repeated")
+			require.Len(t, rec.pages, tt.wantPages, "the page with the foreign link keeps no place")
+			for _, p := range rec.pages {
+				assert.NotContains(t, p.link, other.URL)
+				assert.False(t, p.last)
+			}
+			assert.Empty(t, rec.warnings, "not retried")
+		})
+	}
 }
