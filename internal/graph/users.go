@@ -50,6 +50,10 @@ type Stats struct {
 	// listing repeats, but a user Graph itself lists twice, such as one
 	// renamed while streams list it.
 	Duplicates int
+	// WithoutID is how many of the users came without an id, though the
+	// listing asks for one: each is handed over, since no user without an
+	// id can be told from another, and none is ever a duplicate.
+	WithoutID int
 	// Streams is how many streams listed users at once: 1 for a single
 	// cursor, which is also what a tenant that fits on one page takes.
 	Streams int
@@ -83,9 +87,12 @@ const maxRestarts = 3
 // once: a page whose body breaks off is fetched again and its users already
 // handed over are skipped, and so is every user already handed over when an
 // expired page token makes the listing start over, or when Graph sends a
-// user twice. With q.Streams above 1 and more users than one page holds, the
-// listing is split by the first characters of userPrincipalName (see
-// split.go). The Stats say how far the listing got, on error too.
+// user twice. A user without an id, which Graph sends only in a malformed
+// answer, is handed over even when another alike came before it: nothing
+// tells the two apart (Stats.WithoutID). With q.Streams above 1 and more
+// users than one page holds, the listing is split by the first characters
+// of userPrincipalName (see split.go). The Stats say how far the listing
+// got, on error too.
 func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, error) {
 	if sink.Warn == nil {
 		sink.Warn = func(string) {}
@@ -108,6 +115,10 @@ type listing struct {
 	seen  *idSet
 	tally tally
 	gate  gate
+	// sampled is the users without an id of a split listing's first page;
+	// warnWithoutID warns of the first user without an id of the run.
+	sampled       *sampledWithoutID
+	warnWithoutID sync.Once
 }
 
 // list lists every user, with one cursor, or split into streams when the
@@ -237,6 +248,8 @@ type lister struct {
 	// read again.
 	onPage []idKey
 	again  map[idKey]bool
+	// noID counts the users without an id, which onPage cannot hold.
+	noID withoutID
 	// renewed says a new token was asked for on the current page, after
 	// Graph refused the one before; malformed counts the attempts at it
 	// that came whole but were not a valid page.
@@ -304,6 +317,7 @@ func (l *lister) read(ctx context.Context, from string) error {
 			return l.failed(err)
 		}
 		l.pages++
+		l.noID.pageDone()
 		if l.pageDone != nil {
 			next := link
 			if next == "" {
@@ -327,8 +341,8 @@ func (l *lister) read(ctx context.Context, from string) error {
 // addUp adds what the reading counted since the last time to the totals,
 // and returns them, the page just read included.
 func (l *lister) addUp() Stats {
-	users, dups, pages := l.users, l.duplicates, l.pages-l.counted
-	l.users, l.duplicates, l.counted = 0, 0, l.pages
+	users, dups, pages, noID := l.users, l.duplicates, l.pages-l.counted, l.noID.pending
+	l.users, l.duplicates, l.counted, l.noID.pending = 0, 0, l.pages, 0
 	if l.observeOnly {
 		// A sample's or a probe's page lists no user: it is no page of
 		// the listing.
@@ -338,6 +352,7 @@ func (l *lister) addUp() Stats {
 		st.Users += users
 		st.Duplicates += dups
 		st.Pages += pages
+		st.WithoutID += noID
 	})
 }
 
@@ -357,6 +372,7 @@ func (l *lister) startReading() {
 	}
 	l.epoch = l.ls.seen.newEpoch()
 	l.followed = map[[2]uint64]bool{}
+	l.noID.restart()
 }
 
 // follow records that the reading follows link, and refuses a link it
@@ -395,6 +411,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 	}
 	l.onPage = l.onPage[:0]
 	l.again = nil
+	l.noID.newPage()
 	l.renewed, l.malformed = false, 0
 	var next *prefetch // the next page's request, kept across attempts
 	for attempt := 0; ; attempt++ {
@@ -467,6 +484,7 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 		user, delta = l.onUser, func(s string) { l.deltaLink = s }
 		l.atPage(l.again != nil)
 	}
+	l.noID.atPage()
 	err := l.reader.decode(resp.Body, pageHandler{
 		link: func(s string, beforeValue bool) {
 			link = s
@@ -503,7 +521,7 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 	for _, k := range l.onPage {
 		l.again[k] = true
 	}
-	handed, noun := len(l.again), "users"
+	handed, noun := len(l.again)+l.noID.onThisPage, "users"
 	if l.handedOnPage != nil {
 		handed, noun = l.handedOnPage(), "changes"
 	}
@@ -609,7 +627,11 @@ func (l *lister) emit(user, id []byte) error {
 	if l.observeOnly {
 		return nil
 	}
-	k := l.ls.seen.key(user, id)
+	if len(id) == 0 {
+		// No id, or an empty one: nothing to tell a duplicate by.
+		return l.emitWithoutID(user)
+	}
+	k := l.ls.seen.key(id)
 	added, had := l.ls.seen.add(k, l.epoch)
 	if !added {
 		switch {
