@@ -589,3 +589,54 @@ func TestDeltaRefusesALinkToAnotherOriginWhenItArrives(t *testing.T) {
 		})
 	}
 }
+
+func TestDeltaHandsOverEveryChangeWithoutAnID(t *testing.T) {
+	var armed atomic.Bool
+	ft := fakeazure.NewTenant(t, fakeazure.TenantOptions{
+		Graph: fakeazure.GraphOptions{Users: 10},
+		Wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !armed.Load() || r.URL.Path != fakeazure.UsersDeltaPath {
+					h.ServeHTTP(w, r)
+					return
+				}
+				// Graph leaves out ids it always sends: two changes alike,
+				// and a removal, without one.
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"value":[{"displayName":"A"},{"displayName":"A"},{"id":"%s","displayName":"B"},`+
+					`{"@removed":{"reason":"deleted"}}],"@odata.deltaLink":"https://%s/v1.0/users/delta?$deltatoken=next"}`,
+					fakeazure.UserID(1), r.Host)
+			})
+		},
+	})
+	client, err := graph.NewClient(ft.URL, ft.Credential(t), &graph.ClientOptions{Transport: ft.Transport(), RetryDelay: time.Millisecond})
+	require.NoError(t, err)
+	link, err := client.DeltaLatest(context.Background(), deltaSelect)
+	require.NoError(t, err)
+	armed.Store(true)
+
+	var changes []graph.Change
+	var warnings []string
+	var pages []string
+	st, err := client.Delta(context.Background(), link, graph.DeltaSink{
+		Change: func(c graph.Change) error {
+			c.JSON = append([]byte(nil), c.JSON...)
+			changes = append(changes, c)
+			return nil
+		},
+		Page: func(link string, _ bool, _ graph.DeltaStats) error {
+			pages = append(pages, link)
+			return nil
+		},
+		Warn: func(msg string) { warnings = append(warnings, msg) },
+	})
+	require.NoError(t, err)
+	require.Len(t, changes, 4, "every change, those alike too")
+	assert.Equal(t, []string{"", "", fakeazure.UserID(1), ""}, []string{changes[0].ID, changes[1].ID, changes[2].ID, changes[3].ID})
+	assert.Equal(t, `{"displayName":"A"}`, string(changes[1].JSON))
+	assert.Equal(t, "deleted", changes[3].Removed)
+	assert.Equal(t, graph.DeltaStats{Changed: 3, Removed: 1, WithoutID: 3, Pages: 1}, st)
+	assert.Len(t, pages, 1, "the round keeps its place")
+	require.Len(t, warnings, 1, "one warning a round")
+	assert.Contains(t, warnings[0], "without an id")
+}
