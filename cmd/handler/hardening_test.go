@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,4 +53,53 @@ func TestDeltaModeRefusesADeltaLinkToAnotherHostAndKeepsItsPlace(t *testing.T) {
 	assert.Empty(t, next.users, "no full listing")
 	assert.NotContains(t, strings.Join(next.logs, "\n"), "GRAPH_ENDPOINT")
 	assert.Equal(t, idSet(c.Updated), ids(next.changed))
+}
+
+func TestListingLogsEveryUserGraphSendsWithoutAnID(t *testing.T) {
+	const users = 250
+	az := newFaultyAzure(t, users, func(fakeazure.PageRequest) fakeazure.Fault { return fakeazure.Fault{WithoutID: true} })
+	env := az.settings(t)
+	// accountEnabled alone: without their ids, users are alike, most of
+	// them byte for byte.
+	env["GRAPH_USERS_SELECT"] = "accountEnabled"
+	env["GRAPH_USERS_PAGE_SIZE"] = "100"
+	want := map[string]int{}
+	for i := range users {
+		want[string(az.graph.UserJSON(i, []string{"accountEnabled"}))]++
+	}
+
+	h := startHandler(t, env)
+	inv, err := h.host.Invoke(context.Background(), "GraphUsersTimer", invocationBody(t, "timer.json"))
+	require.NoError(t, err)
+	resp := decodeResponse(t, inv)
+	require.NoError(t, h.stop())
+	require.Equal(t, 200, inv.Status, "logs %v", resp.Logs)
+
+	got := map[string]int{}
+	var summary map[string]any
+	for _, line := range jsonLines(t, h.stdout.String()) {
+		switch line["msg"] {
+		case "user":
+			assert.NotContains(t, line, "id")
+			b, err := json.Marshal(map[string]any{"accountEnabled": line["accountEnabled"]})
+			require.NoError(t, err)
+			got[string(b)]++
+		case "users listed":
+			summary = line
+		}
+	}
+	assert.Equal(t, want, got, "every user logged, those alike too")
+	require.NotNil(t, summary)
+	assert.Equal(t, float64(users), summary["users"])
+	assert.Equal(t, float64(users), summary["withoutId"])
+	assert.Equal(t, 0.0, summary["duplicates"], "a user without an id is nobody's duplicate")
+
+	warned := 0
+	for _, l := range resp.Logs {
+		if strings.HasPrefix(l, "warning: ") && strings.Contains(l, "without an id") {
+			warned++
+		}
+	}
+	assert.Equal(t, 1, warned, "one warning a run: %q", resp.Logs)
+	assert.Contains(t, resp.Logs[len(resp.Logs)-1], "250 users without an id")
 }
