@@ -115,3 +115,27 @@ func TestFaultDelaysAndPacesThePage(t *testing.T) {
 	assert.GreaterOrEqual(t, took, min-10*time.Millisecond, "%d bytes", len(body))
 	assert.Len(t, pageOf(t, graphResponse{resp.StatusCode, resp.Header, body}).Value, 30)
 }
+
+func TestFaultLeavesTheIDsOutOfAPage(t *testing.T) {
+	srv, _ := faultServer(t, func(pr PageRequest) Fault { return Fault{WithoutID: pr.Page == 0} })
+	users := func(target string) (string, []map[string]any) {
+		resp, body, err := fetch(t, srv, target)
+		require.NoError(t, err)
+		p := pageOf(t, graphResponse{resp.StatusCode, resp.Header, body})
+		var us []map[string]any
+		for _, v := range p.Value {
+			var u map[string]any
+			require.NoError(t, json.Unmarshal(v, &u))
+			us = append(us, u)
+		}
+		return p.NextLink, us
+	}
+	next, first := users(srv.URL + "/v1.0/users?$top=10&$select=id,accountEnabled")
+	require.Len(t, first, 10)
+	for _, u := range first {
+		assert.NotContains(t, u, "id", "though $select asks for it")
+		assert.Contains(t, u, "accountEnabled")
+	}
+	_, second := users(next)
+	assert.Equal(t, UserID(10), second[0]["id"], "a page without the fault has them")
+}

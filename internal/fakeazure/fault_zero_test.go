@@ -14,7 +14,7 @@ func TestFaultIsZeroOnlyWhenNoFieldIsSet(t *testing.T) {
 	set := []Fault{
 		{Status: 429}, {Code: "x"}, {Message: "x"}, {Header: http.Header{}}, {Cut: true}, {CutAfterUsers: 1},
 		{Stall: true}, {Garbage: true}, {NextLink: "x"}, {LinkAfterValue: true}, {Delay: time.Nanosecond},
-		{BytesPerSecond: 1},
+		{BytesPerSecond: 1}, {WithoutID: true},
 	}
 	for _, f := range set {
 		assert.False(t, f.IsZero(), "%+v", f)

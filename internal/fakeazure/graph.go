@@ -113,6 +113,10 @@ type Fault struct {
 	// BytesPerSecond, when positive, paces the body to this rate, instead of
 	// GraphOptions.BytesPerSecond.
 	BytesPerSecond int
+	// WithoutID leaves the id out of each user of a /v1.0/users page,
+	// though $select asks for it: a malformed answer, which a client must
+	// still take every user of.
+	WithoutID bool
 }
 
 // Graph fakes Microsoft Graph's user endpoints over a tenant of generated users (see UserID,
@@ -406,12 +410,16 @@ func (g *Graph) renderPage(dst []byte, base string, q listQuery, f Fault, ends *
 		dst = append(dst, `,"@odata.nextLink":`...)
 		dst = appendJSONString(dst, link)
 	}
+	props := q.props
+	if f.WithoutID {
+		props = slices.DeleteFunc(slices.Clone(props), func(p property) bool { return p == propID })
+	}
 	dst = append(dst, `,"value":[`...)
 	for k, i := range users {
 		if k > 0 {
 			dst = append(dst, ',')
 		}
-		dst = g.store.appendUser(dst, int(i), q.props)
+		dst = g.store.appendUser(dst, int(i), props)
 		if ends != nil {
 			*ends = append(*ends, len(dst))
 		}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // A delta round follows GET /v1.0/users/delta from a deltaLink to the next:
@@ -32,6 +33,9 @@ type DeltaStats struct {
 	Retries int
 	// Throttled is how many responses were 429, 503 or 504.
 	Throttled int
+	// WithoutID is how many of the changes came without an id, which
+	// Graph always sends: each is handed over all the same.
+	WithoutID int
 }
 
 // Change is one change of a delta round.
@@ -40,7 +44,8 @@ type Change struct {
 	// properties Graph sent, or its id and @removed. It is only valid
 	// during the call.
 	JSON []byte
-	// ID is the user's id.
+	// ID is the user's id; empty when Graph left it out, in a malformed
+	// answer (DeltaStats.WithoutID counts those).
 	ID string
 	// Removed is "" for a new or updated user; for a removed one, why:
 	// "changed" (deleted, and restorable for 30 days) or "deleted" (gone
@@ -126,9 +131,20 @@ func (c *Client) delta(ctx context.Context, first string, sink DeltaSink, header
 	l := ls.newLister(0, "delta round", first)
 	l.header = header
 	l.onUser, l.atPage, l.handedOnPage = r.change, r.atPage, func() int { return r.onPage }
+	r.warnWithoutID = sync.OnceFunc(func() {
+		l.warn(fmt.Sprintf("page %d: Graph sent a change without an id, though it always sends one: "+
+			"it is handed over all the same, as is every change without an id", l.pages+1))
+	})
 	l.pageDone = func(link string) error {
 		if link == "" {
-			return fmt.Errorf("delta %s: %w", l.where(), &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
+			// The page just read, which where would count past.
+			return fmt.Errorf("%s, page %d: %w", l.label, l.pages, &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
+		}
+		if _, err := c.ep.CheckOrigin(link); err != nil {
+			// Refused before the sink keeps it: a round's place is never
+			// on another origin, where the next run would find a link
+			// that is not GRAPH_ENDPOINT's. Nothing was sent there.
+			return fmt.Errorf("%s, page %d: %w", l.label, l.pages, err)
 		}
 		r.st.Pages = l.pages
 		last := link == l.deltaLink
@@ -175,6 +191,8 @@ type deltaRound struct {
 	handed, before map[[2]uint64]int
 	// onPage is how many changes of the current page were handed over.
 	onPage int
+	// warnWithoutID warns of the round's first change without an id.
+	warnWithoutID func()
 }
 
 func newDeltaRound(sink DeltaSink) *deltaRound {
@@ -219,10 +237,15 @@ func (r *deltaRound) change(obj, id []byte) error {
 		}
 	}
 	if c.ID == "" {
-		return fmt.Errorf("a delta change without an id: %.80s", obj)
+		// Failing the round would fail every run after it at the same
+		// page, until its link expires: the change is handed over.
+		r.warnWithoutID()
 	}
 	if err := r.sink.Change(c); err != nil {
 		return err
+	}
+	if c.ID == "" {
+		r.st.WithoutID++
 	}
 	r.handed[h]++
 	r.onPage++

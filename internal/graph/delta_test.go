@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -515,4 +517,126 @@ func TestDeltaOwnsOnlyLinksOfItsEndpoint(t *testing.T) {
 	} {
 		assert.False(t, tn.client.OwnsLink(other), other)
 	}
+}
+
+func TestDeltaNamesItsRoundOnceInAnError(t *testing.T) {
+	var armed atomic.Bool
+	ft := fakeazure.NewTenant(t, fakeazure.TenantOptions{
+		Graph: fakeazure.GraphOptions{Users: 10},
+		Wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if armed.Load() && r.URL.Path == fakeazure.UsersDeltaPath {
+					// A page that neither goes on nor ends the round.
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = w.Write([]byte(`{"value":[]}`))
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		},
+	})
+	client, err := graph.NewClient(ft.URL, ft.Credential(t), &graph.ClientOptions{Transport: ft.Transport(), RetryDelay: time.Millisecond})
+	require.NoError(t, err)
+	link, err := client.DeltaLatest(context.Background(), deltaSelect)
+	require.NoError(t, err)
+	armed.Store(true)
+
+	var rec deltaRecord
+	_, err = client.Delta(context.Background(), link, rec.sink(t, nil))
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "delta round, page 1: "), "%v", err)
+	assert.NotContains(t, err.Error(), "delta delta")
+	assert.Contains(t, err.Error(), "neither @odata.nextLink nor @odata.deltaLink")
+	assert.Empty(t, rec.pages)
+}
+
+func TestDeltaRefusesALinkToAnotherOriginWhenItArrives(t *testing.T) {
+	other := foreignHost(t, true)
+	foreign := other.URL + fakeazure.UsersDeltaPath + "?$deltatoken=steal"
+	tests := []struct {
+		name      string
+		page      int // the page that carries the foreign link, from 0
+		wantPages int // Page calls before it
+	}{
+		{"a nextLink", 0, 0},
+		{"a nextLink after a page", 1, 1},
+		{"the round's deltaLink", 2, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tn := newDeltaTenant(t, 500, deltaPath(func(_ *fakeazure.Graph, pr fakeazure.PageRequest) fakeazure.Fault {
+				if pr.Page == tt.page {
+					return fakeazure.Fault{NextLink: foreign}
+				}
+				return fakeazure.Fault{}
+			}))
+			link := tn.latestLink(t)
+			updateUsers(t, tn.Graph, 0, 450, "Moved") // pages of 200, 200 and 50
+
+			var rec deltaRecord
+			_, err := tn.client.Delta(context.Background(), link, rec.sink(t, nil))
+			var oe *graph.OriginError
+			require.ErrorAs(t, err, &oe)
+			assert.Contains(t, err.Error(), other.URL, "the error names the link's host")
+			assert.Contains(t, err.Error(), fmt.Sprintf("delta round, page %d: ", tt.page+1))
+			assert.NotContains(t, err.Error(), "steal", "a link's path and query are never repeated")
+			require.Len(t, rec.pages, tt.wantPages, "the page with the foreign link keeps no place")
+			for _, p := range rec.pages {
+				assert.NotContains(t, p.link, other.URL)
+				assert.False(t, p.last)
+			}
+			assert.Empty(t, rec.warnings, "not retried")
+		})
+	}
+}
+
+func TestDeltaHandsOverEveryChangeWithoutAnID(t *testing.T) {
+	var armed atomic.Bool
+	ft := fakeazure.NewTenant(t, fakeazure.TenantOptions{
+		Graph: fakeazure.GraphOptions{Users: 10},
+		Wrap: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !armed.Load() || r.URL.Path != fakeazure.UsersDeltaPath {
+					h.ServeHTTP(w, r)
+					return
+				}
+				// Graph leaves out ids it always sends: two changes alike,
+				// and a removal, without one.
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"value":[{"displayName":"A"},{"displayName":"A"},{"id":"%s","displayName":"B"},`+
+					`{"@removed":{"reason":"deleted"}}],"@odata.deltaLink":"https://%s/v1.0/users/delta?$deltatoken=next"}`,
+					fakeazure.UserID(1), r.Host)
+			})
+		},
+	})
+	client, err := graph.NewClient(ft.URL, ft.Credential(t), &graph.ClientOptions{Transport: ft.Transport(), RetryDelay: time.Millisecond})
+	require.NoError(t, err)
+	link, err := client.DeltaLatest(context.Background(), deltaSelect)
+	require.NoError(t, err)
+	armed.Store(true)
+
+	var changes []graph.Change
+	var warnings []string
+	var pages []string
+	st, err := client.Delta(context.Background(), link, graph.DeltaSink{
+		Change: func(c graph.Change) error {
+			c.JSON = append([]byte(nil), c.JSON...)
+			changes = append(changes, c)
+			return nil
+		},
+		Page: func(link string, _ bool, _ graph.DeltaStats) error {
+			pages = append(pages, link)
+			return nil
+		},
+		Warn: func(msg string) { warnings = append(warnings, msg) },
+	})
+	require.NoError(t, err)
+	require.Len(t, changes, 4, "every change, those alike too")
+	assert.Equal(t, []string{"", "", fakeazure.UserID(1), ""}, []string{changes[0].ID, changes[1].ID, changes[2].ID, changes[3].ID})
+	assert.Equal(t, `{"displayName":"A"}`, string(changes[1].JSON))
+	assert.Equal(t, "deleted", changes[3].Removed)
+	assert.Equal(t, graph.DeltaStats{Changed: 3, Removed: 1, WithoutID: 3, Pages: 1}, st)
+	assert.Len(t, pages, 1, "the round keeps its place")
+	require.Len(t, warnings, 1, "one warning a round")
+	assert.Contains(t, warnings[0], "without an id")
 }

@@ -10,8 +10,8 @@ import (
 
 // idKey is what the run's record keeps of a user: the 16 bytes of its id
 // when the id is a GUID, as Entra's are, so that two users can never be
-// taken for one; otherwise a 128-bit keyed hash of the id (of the whole
-// object when it has none).
+// taken for one; otherwise a 128-bit keyed hash of the id. A user without
+// an id is never in the record (see withoutid.go).
 type idKey [16]byte
 
 // epoch tells apart the readings of a listing that hand users over: the
@@ -55,19 +55,14 @@ func newIDSet() *idSet {
 	return s
 }
 
-// key is the record's key for a user with the raw id bytes id, nil when it
-// has none.
-func (s *idSet) key(user, id []byte) idKey {
+// key is the record's key for a user with the raw id bytes id.
+func (s *idSet) key(id []byte) idKey {
 	var k idKey
-	if id != nil && parseGUID(id, &k) {
+	if parseGUID(id, &k) {
 		return k
 	}
-	b := id
-	if b == nil {
-		b = user
-	}
-	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(s.seeds[0], b))
-	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(s.seeds[1], b))
+	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(s.seeds[0], id))
+	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(s.seeds[1], id))
 	return k
 }
 

@@ -18,7 +18,7 @@ func BenchmarkIDSetAdd(b *testing.B) {
 		s := newIDSet()
 		e := s.newEpoch()
 		for _, id := range ids {
-			s.add(s.key(nil, id), e)
+			s.add(s.key(id), e)
 		}
 		s.close()
 	}

@@ -308,6 +308,41 @@ func TestListUsersRetriesAPageThatCameWholeButInvalidOnceOnly(t *testing.T) {
 	assert.NotContains(t, warnings[0], "broke off")
 }
 
+func TestListUsersAnnouncesTheOneRetryOfAPageThatCameWholeButInvalid(t *testing.T) {
+	tests := map[string]struct {
+		faults []fakeazure.Fault // page 2's first attempts
+		want   []string          // the warnings' ends
+	}{
+		"invalid, then whole": {
+			faults: []fakeazure.Fault{{Garbage: true}},
+			want:   []string{"; retry 1 of 1 in "},
+		},
+		"cut, invalid, then whole": {
+			faults: []fakeazure.Fault{{Cut: true, CutAfterUsers: 10}, {Garbage: true}},
+			want:   []string{"; retry 1 of 6 in ", "; retry 1 of 1 in "},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			tn := newFaultyTenant(t, 150, func(pr fakeazure.PageRequest) fakeazure.Fault {
+				if pr.Page == 1 && pr.Attempt <= len(tt.faults) {
+					return tt.faults[pr.Attempt-1]
+				}
+				return fakeazure.Fault{}
+			}, tenantOptions{})
+			var warnings []string
+			ids, st, err := tn.listWarn(t, graph.Query{Select: []string{"id"}, Top: 50}, &warnings)
+			require.NoError(t, err)
+			assertEveryUserOnce(t, ids, 150)
+			assert.Equal(t, len(tt.faults), st.Retries)
+			require.Len(t, warnings, len(tt.want))
+			for k, want := range tt.want {
+				assert.Contains(t, warnings[k], want)
+			}
+		})
+	}
+}
+
 func TestListUsersRetriesACutPageWithTheWholeBudget(t *testing.T) {
 	tn := newFaultyTenant(t, 150, func(pr fakeazure.PageRequest) fakeazure.Fault {
 		if pr.Page == 1 && pr.Attempt <= 5 {

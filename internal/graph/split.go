@@ -116,6 +116,9 @@ func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error 
 		// than the split would, and cost fewer requests: it goes on.
 		return first.resume(ctx)
 	}
+	// The first page's users without an id come again in their prefix's
+	// listing: the streams take them from here.
+	ls.sampled = &sampledWithoutID{left: first.noID.handed}
 	streams := min(ls.q.Streams, len(parts))
 	ls.tally.add(func(st *Stats) { st.Streams = streams })
 	if err := ls.runStreams(ctx, parts, streams, first.epoch); err != nil {
@@ -320,7 +323,7 @@ func (l *lister) count(ctx context.Context, rawURL string) (int, error) {
 		if f.why == "" || attempt >= l.c.retry.maxRetries {
 			return 0, f.err
 		}
-		if err := l.retry(ctx, attempt, f.why, f.wait); err != nil {
+		if err := l.retry(ctx, attempt, f); err != nil {
 			return 0, err
 		}
 	}

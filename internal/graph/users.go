@@ -50,6 +50,10 @@ type Stats struct {
 	// listing repeats, but a user Graph itself lists twice, such as one
 	// renamed while streams list it.
 	Duplicates int
+	// WithoutID is how many of the users came without an id, though the
+	// listing asks for one: each is handed over, since no user without an
+	// id can be told from another, and none is ever a duplicate.
+	WithoutID int
 	// Streams is how many streams listed users at once: 1 for a single
 	// cursor, which is also what a tenant that fits on one page takes.
 	Streams int
@@ -83,9 +87,12 @@ const maxRestarts = 3
 // once: a page whose body breaks off is fetched again and its users already
 // handed over are skipped, and so is every user already handed over when an
 // expired page token makes the listing start over, or when Graph sends a
-// user twice. With q.Streams above 1 and more users than one page holds, the
-// listing is split by the first characters of userPrincipalName (see
-// split.go). The Stats say how far the listing got, on error too.
+// user twice. A user without an id, which Graph sends only in a malformed
+// answer, is handed over even when another alike came before it: nothing
+// tells the two apart (Stats.WithoutID). With q.Streams above 1 and more
+// users than one page holds, the listing is split by the first characters
+// of userPrincipalName (see split.go). The Stats say how far the listing
+// got, on error too.
 func (c *Client) ListUsers(ctx context.Context, q Query, sink Sink) (Stats, error) {
 	if sink.Warn == nil {
 		sink.Warn = func(string) {}
@@ -108,6 +115,10 @@ type listing struct {
 	seen  *idSet
 	tally tally
 	gate  gate
+	// sampled is the users without an id of a split listing's first page;
+	// warnWithoutID warns of the first user without an id of the run.
+	sampled       *sampledWithoutID
+	warnWithoutID sync.Once
 }
 
 // list lists every user, with one cursor, or split into streams when the
@@ -237,6 +248,8 @@ type lister struct {
 	// read again.
 	onPage []idKey
 	again  map[idKey]bool
+	// noID counts the users without an id, which onPage cannot hold.
+	noID withoutID
 	// renewed says a new token was asked for on the current page, after
 	// Graph refused the one before; malformed counts the attempts at it
 	// that came whole but were not a valid page.
@@ -255,6 +268,15 @@ func (l *lister) where() string {
 		return fmt.Sprintf("page %d", l.pages+1)
 	}
 	return fmt.Sprintf("%s, page %d", l.label, l.pages+1)
+}
+
+// failed says where the reading failed: which page of a listing, or of a
+// delta round, whose label says so already.
+func (l *lister) failed(err error) error {
+	if l.onUser != nil {
+		return fmt.Errorf("%s: %w", l.where(), err)
+	}
+	return fmt.Errorf("list users %s: %w", l.where(), err)
 }
 
 // run follows the reading from its first page to its last.
@@ -279,7 +301,7 @@ func (l *lister) read(ctx context.Context, from string) error {
 	}()
 	for pageURL := from; pageURL != ""; {
 		if err := l.follow(pageURL); err != nil {
-			return fmt.Errorf("list users %s: %w", l.where(), err)
+			return l.failed(err)
 		}
 		link, next, err := l.page(ctx, pageURL, ahead)
 		ahead = next
@@ -292,9 +314,10 @@ func (l *lister) read(ctx context.Context, from string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("list users %s: %w", l.where(), err)
+			return l.failed(err)
 		}
 		l.pages++
+		l.noID.pageDone()
 		if l.pageDone != nil {
 			next := link
 			if next == "" {
@@ -318,8 +341,8 @@ func (l *lister) read(ctx context.Context, from string) error {
 // addUp adds what the reading counted since the last time to the totals,
 // and returns them, the page just read included.
 func (l *lister) addUp() Stats {
-	users, dups, pages := l.users, l.duplicates, l.pages-l.counted
-	l.users, l.duplicates, l.counted = 0, 0, l.pages
+	users, dups, pages, noID := l.users, l.duplicates, l.pages-l.counted, l.noID.pending
+	l.users, l.duplicates, l.counted, l.noID.pending = 0, 0, l.pages, 0
 	if l.observeOnly {
 		// A sample's or a probe's page lists no user: it is no page of
 		// the listing.
@@ -329,6 +352,7 @@ func (l *lister) addUp() Stats {
 		st.Users += users
 		st.Duplicates += dups
 		st.Pages += pages
+		st.WithoutID += noID
 	})
 }
 
@@ -348,6 +372,7 @@ func (l *lister) startReading() {
 	}
 	l.epoch = l.ls.seen.newEpoch()
 	l.followed = map[[2]uint64]bool{}
+	l.noID.restart()
 }
 
 // follow records that the reading follows link, and refuses a link it
@@ -386,6 +411,7 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 	}
 	l.onPage = l.onPage[:0]
 	l.again = nil
+	l.noID.newPage()
 	l.renewed, l.malformed = false, 0
 	var next *prefetch // the next page's request, kept across attempts
 	for attempt := 0; ; attempt++ {
@@ -394,14 +420,14 @@ func (l *lister) page(ctx context.Context, pageURL string, ahead *prefetch) (str
 		if f == nil {
 			return link, next, nil
 		}
-		if f.why == "" || attempt >= l.c.retry.maxRetries || l.malformed > 1 {
+		if f.why == "" || attempt >= l.c.retry.maxRetries || l.malformed > maxInvalidRetries {
 			next.discard()
 			if f.why == "" {
 				return "", nil, f.err
 			}
 			return "", nil, f.exhausted(attempt + 1)
 		}
-		if err := l.retry(ctx, attempt, f.why, f.wait); err != nil {
+		if err := l.retry(ctx, attempt, f); err != nil {
 			next.discard()
 			return "", nil, err
 		}
@@ -416,12 +442,21 @@ type failure struct {
 	// why says, in a warning's words, why the page is read again; empty
 	// when it is not worth another attempt.
 	why string
-	// wait is how long the response asked the client to wait, or zero for
-	// the client's own backoff.
-	wait time.Duration
-	// broken marks a page whose body could not be read whole.
-	broken bool
+	// wait is how long to wait before the next attempt: what the response
+	// asked for when named, zero included, which is to retry at once;
+	// otherwise zero stands for the client's own backoff.
+	wait  time.Duration
+	named bool
+	// broken marks a page whose body could not be read whole; invalid, one
+	// that came whole but was not a valid page, which is worth
+	// maxInvalidRetries retries only.
+	broken, invalid bool
 }
+
+// maxInvalidRetries is how often a page that came whole but was not a valid
+// page is read again: once, in case something on the way garbled it. Graph
+// sent it so, and would send it so six times.
+const maxInvalidRetries = 1
 
 // exhausted is the error once attempts attempts have all failed.
 func (f *failure) exhausted(attempts int) error {
@@ -449,6 +484,7 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 		user, delta = l.onUser, func(s string) { l.deltaLink = s }
 		l.atPage(l.again != nil)
 	}
+	l.noID.atPage()
 	err := l.reader.decode(resp.Body, pageHandler{
 		link: func(s string, beforeValue bool) {
 			link = s
@@ -485,15 +521,13 @@ func (l *lister) attempt(ctx context.Context, pageURL string, ahead *prefetch, n
 	for _, k := range l.onPage {
 		l.again[k] = true
 	}
-	handed, noun := len(l.again), "users"
+	handed, noun := len(l.again)+l.noID.onThisPage, "users"
 	if l.handedOnPage != nil {
 		handed, noun = l.handedOnPage(), "changes"
 	}
 	if _, ok := errors.AsType[*PageSyntaxError](err); ok {
-		// Graph sent it whole: worth one more try, in case something on
-		// the way garbled it, not six.
 		l.malformed++
-		return "", &failure{err: err, broken: true,
+		return "", &failure{err: err, broken: true, invalid: true,
 			why: fmt.Sprintf("the page came whole but is not a valid page, after %d of its %s (%v)", handed, noun, err)}
 	}
 	return "", &failure{err: err, broken: true,
@@ -538,7 +572,7 @@ func (l *lister) refused(resp *http.Response) *failure {
 		// with a new one. Twice refused, it is refused.
 		l.renewed = true
 		l.c.ep.RenewToken()
-		return &failure{err: re, why: status + ": Graph refused the token; trying again with a new one", wait: time.Millisecond}
+		return &failure{err: re, why: status + ": Graph refused the token; trying again with a new one", wait: time.Millisecond, named: true}
 	case !retriable(re.StatusCode):
 		return &failure{err: re}
 	case d > l.c.retry.maxDelay:
@@ -553,7 +587,7 @@ func (l *lister) refused(resp *http.Response) *failure {
 	if named && throttled(re.StatusCode) {
 		l.ls.gate.hold(d)
 	}
-	return &failure{err: re, why: status, wait: d}
+	return &failure{err: re, why: status, wait: d, named: named}
 }
 
 // get sends the request for one page, once the gate lets it.
@@ -564,14 +598,21 @@ func (l *lister) get(ctx context.Context, pageURL string) (*http.Response, error
 	return l.c.ep.Stream(ctx, pageURL, l.header)
 }
 
-// retry counts a retry, says why, and waits d, or a backoff when d is zero.
-func (l *lister) retry(ctx context.Context, attempt int, why string, d time.Duration) error {
-	if d == 0 {
+// retry counts a retry, says why, and waits what f asks for: Graph's wait
+// when it named one (Retry-After: 0 is now), the client's backoff when not.
+func (l *lister) retry(ctx context.Context, attempt int, f *failure) error {
+	d := f.wait
+	if !f.named {
 		d = l.c.retry.backoff(attempt + 1)
 	}
 	l.ls.tally.add(func(st *Stats) { st.Retries++ })
+	// The budget announced is the one this kind of failure has.
+	n, of := attempt+1, l.c.retry.maxRetries
+	if f.invalid {
+		n, of = l.malformed, maxInvalidRetries
+	}
 	// warn names the reading; the page is enough here.
-	l.warn(fmt.Sprintf("page %d: %s; retry %d of %d in %s", l.pages+1, why, attempt+1, l.c.retry.maxRetries, d.Round(time.Millisecond)))
+	l.warn(fmt.Sprintf("page %d: %s; retry %d of %d in %s", l.pages+1, f.why, n, of, d.Round(time.Millisecond)))
 	return wait(ctx, d)
 }
 
@@ -586,7 +627,11 @@ func (l *lister) emit(user, id []byte) error {
 	if l.observeOnly {
 		return nil
 	}
-	k := l.ls.seen.key(user, id)
+	if len(id) == 0 {
+		// No id, or an empty one: nothing to tell a duplicate by.
+		return l.emitWithoutID(user)
+	}
+	k := l.ls.seen.key(id)
 	added, had := l.ls.seen.add(k, l.epoch)
 	if !added {
 		switch {

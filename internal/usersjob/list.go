@@ -96,6 +96,7 @@ func (j *Job) listAll(r *run, mode string) (graph.Stats, error) {
 		"throttled", st.Throttled,
 		"restarts", st.Restarts,
 		"duplicates", st.Duplicates,
+		"withoutId", st.WithoutID,
 		"streams", st.Streams,
 	}
 	if st.Counted {
@@ -116,6 +117,9 @@ func (j *Job) listAll(r *run, mode string) (graph.Stats, error) {
 	}
 	if st.Duplicates > 0 {
 		summary += fmt.Sprintf(", %d users Graph sent twice logged once", st.Duplicates)
+	}
+	if st.WithoutID > 0 {
+		summary += fmt.Sprintf(", %d users without an id, each logged", st.WithoutID)
 	}
 	summary += ")."
 	if exp != nil {
