@@ -106,6 +106,9 @@ type Setting struct {
 	Doc string
 	// Origin says who sets it.
 	Origin Origin
+	// shape says what a value looks like, for the error about a value
+	// that is not one and cannot be repeated, such as a secret.
+	shape string
 	// parse reads a value, Default included, into c. The value is trimmed;
 	// it is "" only when the setting is unset and has no Default.
 	parse func(c *Config, v string) error
@@ -115,12 +118,14 @@ type Setting struct {
 var Settings = []Setting{
 	{
 		Name: Port, Default: "8080", Origin: ByHost,
+		shape: "a TCP port, such as 8080, which the host sets",
 		Doc:   "set by the host; the handler listens on `127.0.0.1` only",
 		parse: integer(1, 65535, "a TCP port:", func(c *Config, n int) { c.Port = n }),
 	},
 	{
 		Name: ClientID, DefaultDoc: "required",
-		Doc: "client ID (GUID) of the user-assigned managed identity",
+		shape: "the client ID (a GUID) of the user-assigned managed identity, such as 11111111-2222-3333-4444-555555555555",
+		Doc:   "client ID (GUID) of the user-assigned managed identity",
 		parse: func(c *Config, v string) error {
 			c.ClientID = strings.ToLower(v)
 			switch {
@@ -134,6 +139,7 @@ var Settings = []Setting{
 	},
 	{
 		Name: GraphURL, Default: graph.DefaultEndpoint,
+		shape: "the Graph root URL, such as https://graph.microsoft.com",
 		Doc: "Graph root, for national clouds (`https://graph.microsoft.us`, …); https, or http on a loopback " +
 			"address for the local fakes. The token is asked for `GRAPH_ENDPOINT/.default` and only ever sent there",
 		parse: func(c *Config, v string) (err error) {
@@ -143,7 +149,8 @@ var Settings = []Setting{
 	},
 	{
 		Name: UsersSelect, Default: "id,displayName,userPrincipalName,mail",
-		Doc: "`$select`; `id` is always added",
+		shape: "a comma-separated list of user properties, such as id,displayName,mail",
+		Doc:   "`$select`; `id` is always added",
 		parse: func(c *Config, v string) (err error) {
 			c.Select, err = parseSelect(v)
 			return err
@@ -151,27 +158,32 @@ var Settings = []Setting{
 	},
 	{
 		Name: UsersFilter, DefaultDoc: "empty",
+		shape: "an OData $filter, such as accountEnabled eq true",
 		Doc:   "`$filter`, e.g. `accountEnabled eq true`; not in `delta` mode, whose rounds Graph filters by id alone",
 		parse: func(c *Config, v string) error { c.Filter = v; return nil },
 	},
 	{
 		Name: UsersTop, Default: "999",
+		shape: "a page size from 1 to 999",
 		Doc:   "`$top`, 1..999",
 		parse: integer(1, 999, "a page size: Graph accepts", func(c *Config, n int) { c.PageSize = n }),
 	},
 	{
 		Name: UsersLogEach, Default: "true",
+		shape: "true or false",
 		Doc:   "one log line per user, or the summary alone",
 		parse: boolean(func(c *Config, b bool) { c.LogEach = b }),
 	},
 	{
 		Name: Parallel, Default: "16",
+		shape: "a number of streams from 1 to 64",
 		Doc: "how many listing streams run at once, 1..64, when the users do not fit on one page; 1 is one cursor. " +
 			"See [Parallel streams](#parallel-streams)",
 		parse: integer(1, 64, "a number of streams:", func(c *Config, n int) { c.Parallel = n }),
 	},
 	{
 		Name: Mode, Default: ModeList,
+		shape: "list or delta",
 		Doc: "`list`: every user, every run. `delta`: every user on the first run, then only what changed, " +
 			"its place kept in Blob Storage. See [Delta mode](#delta-mode)",
 		parse: func(c *Config, v string) error {
@@ -185,12 +197,14 @@ var Settings = []Setting{
 	},
 	{
 		Name: Storage, Default: "AzureWebJobsStorage",
+		shape: "the name of an app setting, such as AzureWebJobsStorage, whose value is the connection string (or <name>__blobServiceUri for a managed identity): the connection string goes in that setting, not here",
 		Doc: "the storage connection for `delta` and exports, read as the host reads it: `<name>` as a connection " +
 			"string (`UseDevelopmentStorage=true` is Azurite), or `<name>__blobServiceUri` or `<name>__accountName` " +
 			"for a managed identity, with `<name>__clientId` (default `AZURE_CLIENT_ID`)",
 		parse: func(c *Config, v string) error {
 			if !settingName.MatchString(v) {
-				return fmt.Errorf("%q is not the name of an app setting", v)
+				return fmt.Errorf("%q is not the name of an app setting: expected the name of an app setting, such as AzureWebJobsStorage, "+
+					"whose value is the connection string", v)
 			}
 			c.StorageName = v
 			return nil
@@ -198,7 +212,8 @@ var Settings = []Setting{
 	},
 	{
 		Name: Container, Default: "graphuserstimer",
-		Doc: "the blob container of the delta state and the exports; created when missing",
+		shape: "a container name, such as graphuserstimer",
+		Doc:   "the blob container of the delta state and the exports; created when missing",
 		parse: func(c *Config, v string) error {
 			if err := storage.CheckContainerName(v); err != nil {
 				return err
@@ -209,12 +224,14 @@ var Settings = []Setting{
 	},
 	{
 		Name: Export, Default: "false",
+		shape: "true or false",
 		Doc: "`true`: write each run's users, or a delta round's changes, to Blob Storage as `.jsonl.gz`. " +
 			"See [Exports](#exports)",
 		parse: boolean(func(c *Config, b bool) { c.Export = b }),
 	},
 	{
 		Name: Schedule, DefaultDoc: "required",
+		shape: "a 6-field NCRONTAB schedule such as 0 0 * * * *, or a TimeSpan such as 01:00:00",
 		Doc: "the timer's 6-field NCRONTAB schedule, such as `0 0 * * * *` (hourly), or a TimeSpan such as `01:00:00`; " +
 			"`function.json` reads it as `%GRAPH_USERS_SCHEDULE%`, so the host cannot index the function without it",
 		parse: func(c *Config, v string) error {
@@ -230,7 +247,8 @@ var Settings = []Setting{
 	},
 	{
 		Name: RunTimeout, DefaultDoc: "host.json's `functionTimeout` less 30 s",
-		Doc: "how long one run may take, as `4m30s` or `00:04:30`; shorter than `functionTimeout`",
+		shape: "a duration such as 4m30s or 00:04:30",
+		Doc:   "how long one run may take, as `4m30s` or `00:04:30`; shorter than `functionTimeout`",
 		parse: func(c *Config, v string) error {
 			if v == "" {
 				return nil
@@ -245,6 +263,7 @@ var Settings = []Setting{
 	},
 	{
 		Name: LogLevel, Default: "info",
+		shape: "one of debug, info, warn, error",
 		Doc: "the lowest level of diagnostic lines: debug, info, warn, error. User lines and summaries are the job's " +
 			"output and are written whatever it says",
 		parse: func(c *Config, v string) error {
@@ -284,12 +303,19 @@ func integer(lo, hi int, what string, set func(*Config, int)) func(*Config, stri
 }
 
 // Load reads every setting through getenv and validates it. Its error names
-// every missing or invalid setting at once, one per line.
+// every missing or invalid setting at once, one per line, and never repeats
+// a value that looks like a secret (storage.LooksSecret).
 func Load(getenv func(string) string) (Config, error) {
 	var c Config
 	var errs []error
 	for _, s := range Settings {
 		v := strings.TrimSpace(getenv(s.Name))
+		if storage.LooksSecret(v) {
+			// No setting takes a secret: one pasted into the wrong setting
+			// is named, never repeated, in an error anyone may read.
+			errs = append(errs, storage.SecretError(s.Name, s.shape))
+			continue
+		}
 		if v == "" {
 			v = s.Default
 		}

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
 // Auth is how a Connection signs its requests in.
@@ -47,9 +50,16 @@ type Connection struct {
 	// Auth is how requests are signed in.
 	Auth Auth
 	// ClientID is the client ID of the user-assigned managed identity whose
-	// token is sent; empty means the system-assigned identity. Only for
-	// ManagedIdentity.
+	// token is sent. At most one of ClientID, ResourceID and ObjectID is
+	// set; none means the system-assigned identity. Only for
+	// ManagedIdentity; Identity says it as azidentity takes it.
 	ClientID string
+	// ResourceID is the Azure resource ID of that identity, when the
+	// settings name it so.
+	ResourceID string
+	// ObjectID is the object (principal) ID of that identity, when the
+	// settings name it so.
+	ObjectID string
 
 	// accountKey is the secret of a SharedKey connection. It never leaves
 	// this package other than as a request signature.
@@ -69,14 +79,33 @@ func (c Connection) String() string {
 	b.WriteString(c.Endpoint)
 	b.WriteString(", ")
 	switch {
-	case c.Auth == ManagedIdentity && c.ClientID == "":
-		b.WriteString("system-assigned managed identity")
-	case c.Auth == ManagedIdentity:
-		fmt.Fprintf(&b, "managed identity %s", c.ClientID)
-	default:
+	case c.Auth != ManagedIdentity:
 		b.WriteString(c.Auth.String())
+	case c.ClientID != "":
+		fmt.Fprintf(&b, "managed identity %s", c.ClientID)
+	case c.ResourceID != "":
+		fmt.Fprintf(&b, "managed identity %s", c.ResourceID)
+	case c.ObjectID != "":
+		fmt.Fprintf(&b, "managed identity with object ID %s", c.ObjectID)
+	default:
+		b.WriteString("system-assigned managed identity")
 	}
 	return b.String()
+}
+
+// Identity is the managed identity a ManagedIdentity connection signs in
+// as, for azidentity.ManagedIdentityCredentialOptions.ID: its client,
+// resource or object ID, or nil for the system-assigned identity.
+func (c Connection) Identity() azidentity.ManagedIDKind {
+	switch {
+	case c.ClientID != "":
+		return azidentity.ClientID(c.ClientID)
+	case c.ResourceID != "":
+		return azidentity.ResourceID(c.ResourceID)
+	case c.ObjectID != "":
+		return azidentity.ObjectID(c.ObjectID)
+	}
+	return nil
 }
 
 // GoString is String, so that %#v shows no secret either.
@@ -119,14 +148,16 @@ var identityKeys = []string{
 //   - Otherwise <name>__blobServiceUri, else <name>__accountName (public
 //     cloud: https://<account>.blob.core.windows.net), else
 //     <name>__serviceUri locate the blob service, and a managed identity
-//     signs in: <name>__clientId names a user-assigned one. Without it,
-//     <name>__credential=managedidentity means the system-assigned identity,
-//     as in the host; with no credential setting the host would use
+//     signs in: <name>__clientId (or __managedIdentityClientId) names a
+//     user-assigned one by client ID, __managedIdentityResourceId by resource
+//     ID, __managedIdentityObjectId by object ID; one of them at most. Without
+//     them, <name>__credential=managedidentity means the system-assigned
+//     identity, as in the host; with no credential setting the host would use
 //     DefaultAzureCredential, which in Azure signs in as the managed identity
 //     AZURE_CLIENT_ID names: defaultClientID, which the caller passes.
 //
 // Errors name the setting at fault and never hold a key, a connection string
-// or a SAS. Nothing set at all is an error wrapping ErrNoConnection.
+// or a SAS, whatever setting it was pasted into (LooksSecret). Nothing set at all is an error wrapping ErrNoConnection.
 func ParseConnection(name string, getenv func(string) string, defaultClientID string) (Connection, error) {
 	if name == "" {
 		return Connection{}, errors.New("storage connection name is empty")
@@ -246,22 +277,21 @@ func parseIdentitySettings(prefix string, getenv func(string) string, defaultCli
 			return Connection{}, fmt.Errorf("%s__%s: secrets and certificates are not supported: sign in with a managed identity (%s__credential=managedidentity, %s__clientId)", prefix, k, prefix, prefix)
 		}
 	}
-	for _, k := range []string{"managedIdentityClientId", "managedIdentityResourceId", "managedIdentityObjectId"} {
-		if get(k) != "" {
-			return Connection{}, fmt.Errorf("%s__%s: is not supported: name a user-assigned identity by its client ID in %s__clientId", prefix, k, prefix)
-		}
-	}
 	credential := get("credential")
 	if credential != "" && !strings.EqualFold(credential, "managedidentity") {
+		if LooksSecret(credential) {
+			return Connection{}, SecretError(prefix+"__credential", "managedidentity, or no value at all")
+		}
 		return Connection{}, fmt.Errorf("%s__credential: %q is not supported: set it to managedidentity, or leave it unset", prefix, credential)
 	}
 
 	c := Connection{Setting: prefix, Auth: ManagedIdentity}
+	named, err := readIdentity(prefix, get, credential != "", &c)
 	switch {
-	case get("clientId") != "":
-		c.ClientID = get("clientId")
-	case credential != "":
-		// The host's managedidentity credential without a client ID is the
+	case err != nil:
+		return Connection{}, err
+	case named, credential != "":
+		// The host's managedidentity credential without an ID is the
 		// system-assigned identity, whatever AZURE_CLIENT_ID says.
 	default:
 		c.ClientID = defaultClientID
@@ -273,7 +303,11 @@ func parseIdentitySettings(prefix string, getenv func(string) string, defaultCli
 	if raw == "" {
 		if account := get("accountName"); account != "" {
 			if !validAccountName(account) {
-				return Connection{}, fmt.Errorf("%s__accountName: %q is not a storage account name (3 to 24 lowercase letters and digits)", prefix, account)
+				const want = "a storage account name (3 to 24 lowercase letters and digits)"
+				if LooksSecret(account) {
+					return Connection{}, SecretError(prefix+"__accountName", want+", such as myaccount; a connection string goes in "+prefix+" itself")
+				}
+				return Connection{}, fmt.Errorf("%s__accountName: %q is not %s", prefix, account, want)
 			}
 			c.AccountName = account
 			c.Endpoint = "https://" + account + ".blob.core.windows.net"
@@ -296,6 +330,150 @@ func parseIdentitySettings(prefix string, getenv func(string) string, defaultCli
 	c.Endpoint = endpoint
 	c.AccountName = accountFromEndpoint(u)
 	return c, nil
+}
+
+// identityIDs are the settings that name a user-assigned identity, as
+// Microsoft.Extensions.Azure's ClientFactory.CreateCredential reads them
+// for the host: clientId and managedIdentityClientId by client ID,
+// managedIdentityResourceId by resource ID, managedIdentityObjectId by
+// object ID (only with credential=managedidentity). It refuses more than
+// one; so does azidentity, which takes one ID.
+var identityIDs = []struct {
+	key, want string
+	valid     func(string) bool
+	set       func(*Connection, string)
+}{
+	{"clientId", "the client ID (a GUID) of a user-assigned managed identity", isGUID, func(c *Connection, v string) { c.ClientID = strings.ToLower(v) }},
+	{"managedIdentityClientId", "the client ID (a GUID) of a user-assigned managed identity", isGUID, func(c *Connection, v string) { c.ClientID = strings.ToLower(v) }},
+	{"managedIdentityResourceId", "the resource ID of a user-assigned managed identity, " + resourceIDShape, identityResourceID.MatchString, func(c *Connection, v string) { c.ResourceID = v }},
+	{"managedIdentityObjectId", "the object ID (a GUID) of a user-assigned managed identity", isGUID, func(c *Connection, v string) { c.ObjectID = strings.ToLower(v) }},
+}
+
+const resourceIDShape = "/subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>"
+
+var (
+	guid               = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	identityResourceID = regexp.MustCompile(`(?i)^/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/resourcegroups/[^/]+/providers/microsoft\.managedidentity/userassignedidentities/[^/]+$`)
+)
+
+func isGUID(s string) bool { return guid.MatchString(s) }
+
+// readIdentity reads the one setting under prefix that names the
+// user-assigned identity into c; named is false when none does.
+// managedIdentity says whether credential=managedidentity is set.
+func readIdentity(prefix string, get func(string) string, managedIdentity bool, c *Connection) (named bool, err error) {
+	var set []string
+	for _, id := range identityIDs {
+		v := get(id.key)
+		if v == "" {
+			continue
+		}
+		setting := prefix + "__" + id.key
+		set = append(set, setting)
+		switch {
+		case LooksSecret(v):
+			return false, SecretError(setting, id.want)
+		case id.key == "managedIdentityResourceId" && !id.valid(v):
+			return false, fmt.Errorf("%s: %q is not the resource ID of a user-assigned managed identity: expected %s", setting, v, resourceIDShape)
+		case !id.valid(v):
+			return false, fmt.Errorf("%s: %q is not a client ID: expected the GUID of a user-assigned managed identity", setting, v)
+		case id.key == "managedIdentityObjectId" && !managedIdentity:
+			return false, fmt.Errorf("%s: is read only with %s__credential=managedidentity, as the host reads it: set that too, or name the identity by %s__clientId", setting, prefix, prefix)
+		}
+		id.set(c, v)
+	}
+	switch len(set) {
+	case 0:
+		return false, nil
+	case 1:
+		return true, nil
+	case 2:
+		return false, fmt.Errorf("%s and %s both name an identity: set one of them", set[0], set[1])
+	}
+	return false, fmt.Errorf("%s and %s all name an identity: set one of them", strings.Join(set[:len(set)-1], ", "), set[len(set)-1])
+}
+
+// secretMarks are what holds a secret in connection strings, SAS query
+// strings and headers, lower case.
+var secretMarks = []string{
+	"accountkey=", "sharedaccesskey=", "sharedaccesssignature=", "sig=", "password=", "pwd=", "clientsecret=", "bearer ",
+}
+
+// minKeyRun is the shortest run of base64 taken for a key: 32 characters,
+// shorter than a 32-byte key or signature (44) and as long as the hex of a
+// GUID without its hyphens (never mixed case).
+const minKeyRun = 32
+
+// LooksSecret reports whether v could hold a secret: it has a part of a
+// connection string or SAS that carries one (AccountKey=, SharedAccessKey=,
+// SharedAccessSignature=, sig=, Password=, …), or a run of base64 as keys,
+// signatures and tokens are (keyRun). A message about a setting holding
+// such a value names the setting and never repeats the value.
+func LooksSecret(v string) bool {
+	lower := strings.ToLower(v)
+	for _, m := range secretMarks {
+		if strings.Contains(lower, m) {
+			return true
+		}
+	}
+	start := -1
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && base64Class(v[i]) != 0 {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 && keyRun(v[start:i]) {
+			return true
+		}
+		start = -1
+	}
+	return false
+}
+
+// keyRun reports whether a run of base64 characters looks random, as a key
+// does: at least minKeyRun long, with upper and lower case letters and
+// digits, changing class at least every other character. Random base64
+// changes class at about 2 characters in 3; words, camelCase names and
+// paths (/resourceGroups/rg/providers/Microsoft…) change far less often.
+func keyRun(run string) bool {
+	if len(run) < minKeyRun {
+		return false
+	}
+	var seen [5]bool
+	changes := 0
+	for i := range len(run) {
+		c := base64Class(run[i])
+		seen[c] = true
+		if i > 0 && c != base64Class(run[i-1]) {
+			changes++
+		}
+	}
+	return seen[1] && seen[2] && seen[3] && 2*changes >= len(run)
+}
+
+// base64Class is 1 for an upper case letter, 2 lower case, 3 a digit, 4
+// '+' or '/', and 0 for anything that is not base64.
+func base64Class(c byte) int {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return 1
+	case c >= 'a' && c <= 'z':
+		return 2
+	case c >= '0' && c <= '9':
+		return 3
+	case c == '+' || c == '/':
+		return 4
+	}
+	return 0
+}
+
+// SecretError is the error about setting when its value looks like a
+// secret (LooksSecret): it names the setting and what it takes, want, and
+// leaves the value out.
+func SecretError(setting, want string) error {
+	return fmt.Errorf("%s: holds what looks like a secret (a key, a connection string, a SAS or a token), not repeated here: expected %s", setting, want)
 }
 
 // parseEndpoint checks a blob service URL and returns it without a trailing

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,6 +21,10 @@ func env(kv map[string]string) func(string) string {
 }
 
 const defaultClientID = "11111111-1111-1111-1111-111111111111"
+
+// testResourceID is a user-assigned identity's resource ID, as the portal
+// and az identity show print it.
+const testResourceID = "/subscriptions/0b3c7e3e-2f5c-4c55-9d0c-6a1d2f2b7a10/resourceGroups/rg-jobs/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-graphusers"
 
 func TestParseConnectionReadsEveryForm(t *testing.T) {
 	tests := []struct {
@@ -108,6 +113,40 @@ func TestParseConnectionReadsEveryForm(t *testing.T) {
 			want: Connection{Setting: "AzureWebJobsStorage", Endpoint: "http://127.0.0.1:10000/devstoreaccount1", AccountName: "devstoreaccount1", Auth: ManagedIdentity, ClientID: defaultClientID},
 		},
 		{
+			name: "managedIdentityResourceId names a user-assigned identity by its resource ID, as the host reads it",
+			env: map[string]string{
+				"AzureWebJobsStorage__accountName":               "myaccount",
+				"AzureWebJobsStorage__credential":                "managedidentity",
+				"AzureWebJobsStorage__managedIdentityResourceId": testResourceID,
+			},
+			want: Connection{Setting: "AzureWebJobsStorage", Endpoint: "https://myaccount.blob.core.windows.net", AccountName: "myaccount", Auth: ManagedIdentity, ResourceID: testResourceID},
+		},
+		{
+			name: "managedIdentityResourceId without a credential setting wins over AZURE_CLIENT_ID, as DefaultAzureCredential's option would",
+			env: map[string]string{
+				"AzureWebJobsStorage__accountName":               "myaccount",
+				"AzureWebJobsStorage__managedIdentityResourceId": testResourceID,
+			},
+			want: Connection{Setting: "AzureWebJobsStorage", Endpoint: "https://myaccount.blob.core.windows.net", AccountName: "myaccount", Auth: ManagedIdentity, ResourceID: testResourceID},
+		},
+		{
+			name: "managedIdentityClientId is clientId under another name",
+			env: map[string]string{
+				"AzureWebJobsStorage__accountName":             "myaccount",
+				"AzureWebJobsStorage__managedIdentityClientId": "22222222-2222-2222-2222-222222222222",
+			},
+			want: Connection{Setting: "AzureWebJobsStorage", Endpoint: "https://myaccount.blob.core.windows.net", AccountName: "myaccount", Auth: ManagedIdentity, ClientID: "22222222-2222-2222-2222-222222222222"},
+		},
+		{
+			name: "managedIdentityObjectId with credential=managedidentity names the identity by its object ID",
+			env: map[string]string{
+				"AzureWebJobsStorage__accountName":             "myaccount",
+				"AzureWebJobsStorage__credential":              "managedidentity",
+				"AzureWebJobsStorage__managedIdentityObjectId": "33333333-3333-3333-3333-333333333333",
+			},
+			want: Connection{Setting: "AzureWebJobsStorage", Endpoint: "https://myaccount.blob.core.windows.net", AccountName: "myaccount", Auth: ManagedIdentity, ObjectID: "33333333-3333-3333-3333-333333333333"},
+		},
+		{
 			name: "a value wins over identity-based settings of the same name",
 			env: map[string]string{
 				"AzureWebJobsStorage":                 "UseDevelopmentStorage=true",
@@ -186,8 +225,14 @@ func TestParseConnectionSaysWhatIsWrongAndWhere(t *testing.T) {
 			`AzureWebJobsStorage__credential: "workloadidentity" is not supported: set it to managedidentity, or leave it unset`},
 		{"a client secret", map[string]string{"AzureWebJobsStorage__accountName": "myaccount", "AzureWebJobsStorage__clientSecret": testKey},
 			"AzureWebJobsStorage__clientSecret: secrets and certificates are not supported"},
-		{"an identity by resource ID", map[string]string{"AzureWebJobsStorage__accountName": "myaccount", "AzureWebJobsStorage__managedIdentityResourceId": "/subscriptions/x"},
-			"AzureWebJobsStorage__managedIdentityResourceId: is not supported: name a user-assigned identity by its client ID in AzureWebJobsStorage__clientId"},
+		{"a resource ID that is none", map[string]string{"AzureWebJobsStorage__accountName": "myaccount", "AzureWebJobsStorage__managedIdentityResourceId": "/subscriptions/x"},
+			`AzureWebJobsStorage__managedIdentityResourceId: "/subscriptions/x" is not the resource ID of a user-assigned managed identity: expected /subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>`},
+		{"a client ID that is no GUID", map[string]string{"AzureWebJobsStorage__accountName": "myaccount", "AzureWebJobsStorage__clientId": "my-identity"},
+			`AzureWebJobsStorage__clientId: "my-identity" is not a client ID: expected the GUID of a user-assigned managed identity`},
+		{"a client ID and a resource ID", map[string]string{"AzureWebJobsStorage__accountName": "myaccount", "AzureWebJobsStorage__clientId": defaultClientID, "AzureWebJobsStorage__managedIdentityResourceId": testResourceID},
+			"AzureWebJobsStorage__clientId and AzureWebJobsStorage__managedIdentityResourceId both name an identity: set one of them"},
+		{"an object ID without credential=managedidentity", map[string]string{"AzureWebJobsStorage__accountName": "myaccount", "AzureWebJobsStorage__managedIdentityObjectId": defaultClientID},
+			"AzureWebJobsStorage__managedIdentityObjectId: is read only with AzureWebJobsStorage__credential=managedidentity, as the host reads it: set that too, or name the identity by AzureWebJobsStorage__clientId"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,6 +268,21 @@ func TestConnectionStringSaysWhichIdentity(t *testing.T) {
 	assert.Equal(t, "S: account a at https://a.blob.core.windows.net, system-assigned managed identity", c.String())
 	c.ClientID = defaultClientID
 	assert.Equal(t, "S: account a at https://a.blob.core.windows.net, managed identity "+defaultClientID, c.String())
+	c.ClientID, c.ResourceID = "", testResourceID
+	assert.Equal(t, "S: account a at https://a.blob.core.windows.net, managed identity "+testResourceID, c.String())
+	c.ResourceID, c.ObjectID = "", defaultClientID
+	assert.Equal(t, "S: account a at https://a.blob.core.windows.net, managed identity with object ID "+defaultClientID, c.String())
+}
+
+func TestConnectionIdentityIsAzidentitysID(t *testing.T) {
+	c := Connection{Auth: ManagedIdentity}
+	assert.Nil(t, c.Identity(), "the system-assigned identity")
+	c.ClientID = defaultClientID
+	assert.Equal(t, azidentity.ClientID(defaultClientID), c.Identity())
+	c.ClientID, c.ResourceID = "", testResourceID
+	assert.Equal(t, azidentity.ResourceID(testResourceID), c.Identity())
+	c.ResourceID, c.ObjectID = "", defaultClientID
+	assert.Equal(t, azidentity.ObjectID(defaultClientID), c.Identity())
 }
 
 // noSecretIn fails when s holds the test key, or any setting's value whole

@@ -24,6 +24,14 @@ var (
 	// keeps it out (403 AuthorizationPermissionMismatch,
 	// AuthorizationFailure).
 	ErrForbidden = errors.New("not authorized")
+	// ErrAuthentication is storage refusing how a request signed in: a
+	// wrong or rotated account key, a bad or expired SAS, a clock far off,
+	// or a token for another audience or tenant (403 AuthenticationFailed).
+	ErrAuthentication = errors.New("sign-in refused")
+	// ErrLeased is a write to a blob someone holds a lease on, which no
+	// one can write without the lease's ID until it is broken or expires
+	// (412 LeaseIdMissing).
+	ErrLeased = errors.New("blob leased")
 	// ErrUnreachable is storage giving no answer: the connection was
 	// refused, the name did not resolve, TLS failed, or a try timed out.
 	ErrUnreachable = errors.New("storage unreachable")
@@ -34,9 +42,12 @@ var (
 type Error struct {
 	// Op is what was being done, such as "get" or "stage block".
 	Op string
-	// Container and Blob say on what; Blob is empty for container
-	// operations.
-	Container, Blob string
+	// Account, Container and Blob say on what; Blob is empty for
+	// container operations, Account when the endpoint does not tell it.
+	Account, Container, Blob string
+	// Auth is how the refused request signed in, SharedKey or
+	// ManagedIdentity (a bearer token); 0 when storage did not answer.
+	Auth Auth
 	// StatusCode is the HTTP status storage answered; 0 when it did not
 	// answer.
 	StatusCode int
@@ -81,8 +92,8 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is matches the kind of failure: ErrNotFound, ErrConflict, ErrForbidden or
-// ErrUnreachable.
+// Is matches the kind of failure: ErrNotFound, ErrConflict, ErrForbidden,
+// ErrAuthentication, ErrLeased or ErrUnreachable.
 func (e *Error) Is(target error) bool { return e.kind != nil && target == e.kind }
 
 // causeText is err's message without the request URL that *url.Error adds:
@@ -118,14 +129,18 @@ func (t transport) Do(req *http.Request) (*http.Response, error) {
 // container) in c. ctx is the operation's: when it is done, its error is the
 // cause, not an unreachable storage.
 func (c *Container) newError(ctx context.Context, op, blob string, err error) error {
-	e := &Error{Op: op, Container: c.name, Blob: blob, Err: err}
+	e := &Error{Op: op, Account: c.account(), Container: c.name, Blob: blob, Err: err}
 	var re *azcore.ResponseError
 	var te *transportError
 	switch {
 	case errors.As(err, &re):
+		// azcore reads the code from x-ms-error-code, else from the body,
+		// which Azure starts with a byte order mark; its search for <Code>
+		// is not thrown by one.
 		e.StatusCode, e.Code = re.StatusCode, re.ErrorCode
 		if re.RawResponse != nil {
 			e.RequestID = re.RawResponse.Header.Get("x-ms-request-id")
+			e.Auth = signedInWith(re.RawResponse.Request)
 		}
 		e.kind = responseKind(op, re.StatusCode, re.ErrorCode)
 	case ctx.Err() != nil:
@@ -136,11 +151,45 @@ func (c *Container) newError(ctx context.Context, op, blob string, err error) er
 	return e
 }
 
+// account is the storage account's name as the container's URL tells it:
+// the first label of <account>.blob.<suffix>, or the path segment before
+// the container's in Azurite's path-style URLs. Empty when neither fits.
+func (c *Container) account() string {
+	u, err := url.Parse(c.client.URL())
+	if err != nil {
+		return ""
+	}
+	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/"+c.name)
+	return accountFromEndpoint(u)
+}
+
+// signedInWith tells how req signed in from its Authorization header, whose
+// secret it leaves alone.
+func signedInWith(req *http.Request) Auth {
+	if req == nil {
+		return 0
+	}
+	scheme, _, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+	switch {
+	case strings.EqualFold(scheme, "SharedKey"):
+		return SharedKey
+	case strings.EqualFold(scheme, "Bearer"):
+		return ManagedIdentity
+	}
+	return 0
+}
+
 // responseKind classifies storage's answer to op.
 func responseKind(op string, status int, code string) error {
 	switch {
 	case status == http.StatusNotFound && code == "BlobNotFound":
 		return ErrNotFound
+	case code == "LeaseIdMissing":
+		// A 412 too, but no one wrote the blob: it is held, and stays
+		// unwritable until the lease is broken or expires.
+		return ErrLeased
+	case status == http.StatusForbidden && code == "AuthenticationFailed":
+		return ErrAuthentication
 	case op == opPut && (status == http.StatusPreconditionFailed || code == "BlobAlreadyExists"):
 		// If-Match lost (412 ConditionNotMet), or If-None-Match: * found the
 		// blob: 409 BlobAlreadyExists from Azurite, 412 from Azure.

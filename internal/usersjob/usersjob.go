@@ -229,21 +229,41 @@ func (j *Job) advise(ctx context.Context, err error, st graph.Stats) error {
 	return err
 }
 
-// adviseStorage says what to do about a failed storage operation.
+// adviseStorage says what to do about a failed storage operation. Every
+// hint names the storage connection's setting; the operation's error
+// already names the container and the blob.
 func (j *Job) adviseStorage(err error, se *storage.Error) error {
+	setting := j.opts.StorageSetting + " (GRAPH_USERS_STORAGE names it)"
+	where := se.Container
+	if se.Blob != "" {
+		where += "/" + se.Blob
+	}
 	switch {
+	case errors.Is(se, storage.ErrAuthentication) && se.Auth == storage.ManagedIdentity:
+		return fmt.Errorf("%w: storage refused the managed identity's token for %s: check that its blob service "+
+			"endpoint is the storage account's, in the identity's tenant and cloud", err, setting)
+	case errors.Is(se, storage.ErrAuthentication):
+		return fmt.Errorf("%w: storage refused the account key of %s: the key or signature is wrong, rotated or "+
+			"expired (or this machine's clock is off): copy the storage account's current connection string into it", err, setting)
+	case errors.Is(se, storage.ErrLeased):
+		account := se.Account
+		if account == "" {
+			account = "<account>"
+		}
+		return fmt.Errorf("%w: a lease is held on the blob %s of the storage account of %s, and the job writes it only "+
+			"when nobody holds one; if nothing should hold it, break it with `az storage blob lease break --account-name %s "+
+			"--container-name %s --blob-name %s`, and the next run writes it", err, where, setting, account, se.Container, se.Blob)
 	case errors.Is(se, storage.ErrForbidden):
 		return fmt.Errorf("%w: give the identity the job signs in to storage with the role Storage Blob Data "+
-			"Contributor on the container %s or its storage account (README, \"Delta mode\"), or check %s "+
-			"(GRAPH_USERS_STORAGE names it)", err, se.Container, j.opts.StorageSetting)
+			"Contributor on the container %s or its storage account (README, \"Delta mode\"), or check %s", err, se.Container, setting)
 	case errors.Is(se, storage.ErrUnreachable):
-		return fmt.Errorf("%w: the storage account did not answer: check %s (GRAPH_USERS_STORAGE names it) "+
-			"and that the account allows this Function App's network", err, j.opts.StorageSetting)
+		return fmt.Errorf("%w: the storage account did not answer: check %s "+
+			"and that the account allows this Function App's network", err, setting)
 	case errors.Is(se, storage.ErrConflict):
 		return fmt.Errorf("%w: someone else wrote it since this run read it, such as a second Function App with "+
-			"the same storage and GRAPH_USERS_CONTAINER; nothing was overwritten, and the next run reads it afresh", err)
+			"the same storage (%s) and GRAPH_USERS_CONTAINER; nothing was overwritten, and the next run reads it afresh", err, setting)
 	case se.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("%w: storage refused the job's credentials: check %s (GRAPH_USERS_STORAGE names it)", err, j.opts.StorageSetting)
+		return fmt.Errorf("%w: storage refused the job's credentials: check %s", err, setting)
 	}
-	return err
+	return fmt.Errorf("%w: in the storage account of %s", err, setting)
 }
