@@ -106,6 +106,10 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		if hostID, err = customhandler.HostID(getenv, root); err != nil {
 			return err
 		}
+		if storage.LooksSecret(hostID) {
+			// It names blobs, which summaries print.
+			return storage.SecretError(customhandler.HostIDSetting, "the app's own host ID, lowercase letters, digits and dashes")
+		}
 	}
 	job := usersjob.New(client, out, usersjob.Options{
 		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize, Streams: cfg.Parallel},
@@ -149,11 +153,8 @@ func openStore(cfg config.Config) (*storage.Container, error) {
 	}
 	var o storage.Options
 	if cfg.Storage.Auth == storage.ManagedIdentity {
-		var id azidentity.ManagedIDKind // nil: the system-assigned identity
-		if cfg.Storage.ClientID != "" {
-			id = azidentity.ClientID(cfg.Storage.ClientID)
-		}
-		cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: id})
+		// Identity is nil for the system-assigned identity.
+		cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: cfg.Storage.Identity()})
 		if err != nil {
 			return nil, fmt.Errorf("managed identity for %s: %w", cfg.Storage.Setting, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"graphuserstimer/internal/config"
+	"graphuserstimer/internal/customhandler"
 	"graphuserstimer/internal/fakeazure"
 )
 
@@ -26,6 +28,8 @@ func TestStartUpNeverRepeatsASecretPastedIntoAnySetting(t *testing.T) {
 		"a connection string": "DefaultEndpointsProtocol=https;AccountName=prodaccount;AccountKey=" + key + ";EndpointSuffix=core.windows.net",
 		"a SAS URL":           "https://prodaccount.blob.core.windows.net/?sv=2022-11-02&ss=b&srt=co&sp=rwdlac&se=2030-01-01T00:00:00Z&sig=" + url.QueryEscape(sig),
 		"an account key":      key,
+		// A slash alone would refuse a value in some settings.
+		"a key that holds no slash": strings.ReplaceAll(key, "/", "A"),
 	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
@@ -39,6 +43,8 @@ func TestStartUpNeverRepeatsASecretPastedIntoAnySetting(t *testing.T) {
 		"managedIdentityClientId", "managedIdentityResourceId", "managedIdentityObjectId", "clientSecret"} {
 		settings = append(settings, "AzureWebJobsStorage__"+k)
 	}
+	// The host ID names the state's and the exports' blobs.
+	settings = append(settings, customhandler.HostIDSetting)
 
 	for _, setting := range settings {
 		for what, v := range values {

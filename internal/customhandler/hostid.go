@@ -46,7 +46,8 @@ func HostID(getenv func(string) string, appRoot string) (string, error) {
 func hostID(getenv func(string) string, appRoot string, hostname func() (string, error)) (string, error) {
 	if id := getenv(HostIDSetting); id != "" {
 		if err := checkSegment(id); err != nil {
-			return "", fmt.Errorf("%s %q %w: use lowercase letters, digits and dashes, as the host's own IDs are", HostIDSetting, id, err)
+			// Not repeated: a value pasted into the wrong setting can be a secret.
+			return "", fmt.Errorf("%s: %w: use lowercase letters, digits and dashes, as the host's own IDs are", HostIDSetting, err)
 		}
 		return id, nil
 	}

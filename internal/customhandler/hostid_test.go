@@ -53,7 +53,7 @@ func TestHostIDIsTheHostsOwn(t *testing.T) {
 		{name: "locally: the machine name's letters and digits before its first dot", machine: "my-laptop_2.corp.example", want: "mylaptop2" + appHash},
 		{name: "locally: cut to 32", machine: strings.Repeat("M", 30), want: strings.Repeat("m", 30) + "-1"},
 		{name: "locally: cut to 32, a trailing dash removed", machine: strings.Repeat("M", 31), want: strings.Repeat("m", 31)},
-		{name: "a setting with a slash", env: map[string]string{HostIDSetting: "a/b"}, wantErr: HostIDSetting + ` "a/b" holds a slash`},
+		{name: "a setting with a slash", env: map[string]string{HostIDSetting: "a/b"}, wantErr: HostIDSetting + ": holds a slash"},
 		{name: "a setting that is a dot", env: map[string]string{HostIDSetting: "."}, wantErr: "is not a name"},
 	}
 	for _, tt := range tests {

@@ -216,6 +216,8 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 				w, line := changed, c.JSON
 				if c.Removed != "" {
 					w = removed
+				}
+				if c.Removed != "" && c.ID != "" {
 					line, _ = json.Marshal(struct {
 						ID     string `json:"id"`
 						Reason string `json:"reason"`
@@ -299,6 +301,7 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 		"duration_ms", r.elapsed().Milliseconds(),
 		"retries", st.Retries,
 		"throttled", st.Throttled,
+		"withoutId", st.WithoutID,
 	}
 	if stopped {
 		attrs = append(attrs, "stopped", true)
@@ -312,6 +315,9 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 	j.out.Results().Info("changes listed", attrs...)
 	summary := fmt.Sprintf("Listed %d changes (%d new or updated users, %d removed) on %s in %s (%d retries, %d throttled responses).",
 		st.Changed+st.Removed, st.Changed, st.Removed, plural(st.Pages, "page"), r.elapsed().Round(time.Millisecond), st.Retries, st.Throttled)
+	if st.WithoutID > 0 {
+		summary += fmt.Sprintf(" %s without an id, each logged.", plural(st.WithoutID, "change"))
+	}
 	switch {
 	case exported:
 		summary += fmt.Sprintf(" Exported to %s/%s (%d bytes).", j.opts.Store.Name(), saved.Name, saved.Bytes)

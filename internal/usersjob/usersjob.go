@@ -261,7 +261,7 @@ func (j *Job) adviseStorage(err error, se *storage.Error) error {
 			"and that the account allows this Function App's network", err, setting)
 	case errors.Is(se, storage.ErrConflict):
 		return fmt.Errorf("%w: someone else wrote it since this run read it, such as a second Function App with "+
-			"the same storage (%s) and GRAPH_USERS_CONTAINER; nothing was overwritten, and the next run reads it afresh", err, setting)
+			"the same host ID (AzureFunctionsWebHost__hostid) on the storage of %s and GRAPH_USERS_CONTAINER; nothing was overwritten, and the next run reads it afresh", err, setting)
 	case se.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("%w: storage refused the job's credentials: check %s", err, setting)
 	}
