@@ -45,11 +45,11 @@ type hostEnv struct {
 func passedSettings(getenv func(string) string) []string {
 	var names []string
 	for _, s := range config.Settings {
-		if s.Origin == config.ByOperator && s.Name != config.ClientID && s.Name != config.GraphURL {
+		if s.Origin == config.ByOperator && s.Name != config.ClientIDSetting && s.Name != config.GraphEndpointSetting {
 			names = append(names, s.Name)
 		}
 	}
-	conn := getenv(config.Storage)
+	conn := getenv(config.StorageSetting)
 	if conn == "" {
 		conn = "AzureWebJobsStorage"
 	}
@@ -116,8 +116,8 @@ func playHost(ctx context.Context, hf hostFlags, he hostEnv, stdout, stderr io.W
 			env = append(env, name+"="+v)
 		}
 	}
-	if he.getenv(config.Schedule) == "" {
-		env = append(env, config.Schedule+"="+defaultSchedule)
+	if he.getenv(config.ScheduleSetting) == "" {
+		env = append(env, config.ScheduleSetting+"="+defaultSchedule)
 	}
 	cmd := exec.Command(handler)
 	cmd.Dir = root

@@ -162,7 +162,7 @@ func openStore(cfg config.Config) (*storage.Container, error) {
 	}
 	store, err := storage.Open(cfg.Storage, cfg.Container, &o)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", config.Container, err)
+		return nil, fmt.Errorf("%s: %w", config.ContainerSetting, err)
 	}
 	return store, nil
 }

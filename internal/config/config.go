@@ -19,23 +19,24 @@ import (
 	"graphuserstimer/internal/storage"
 )
 
-// Setting names, as they appear in the Function App's application settings.
+// Setting names, as they appear in the Function App's application settings;
+// each named for the Config field that holds its value, with Setting after.
 const (
-	Port         = "FUNCTIONS_CUSTOMHANDLER_PORT"
-	ClientID     = "AZURE_CLIENT_ID"
-	GraphURL     = "GRAPH_ENDPOINT"
-	UsersSelect  = "GRAPH_USERS_SELECT"
-	UsersFilter  = "GRAPH_USERS_FILTER"
-	UsersTop     = "GRAPH_USERS_PAGE_SIZE"
-	UsersLogEach = "GRAPH_USERS_LOG_EACH"
-	Parallel     = "GRAPH_USERS_PARALLEL"
-	Mode         = "GRAPH_USERS_MODE"
-	Storage      = "GRAPH_USERS_STORAGE"
-	Container    = "GRAPH_USERS_CONTAINER"
-	Export       = "GRAPH_USERS_EXPORT"
-	Schedule     = "GRAPH_USERS_SCHEDULE"
-	RunTimeout   = "GRAPH_USERS_RUN_TIMEOUT"
-	LogLevel     = "LOG_LEVEL"
+	PortSetting          = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	ClientIDSetting      = "AZURE_CLIENT_ID"
+	GraphEndpointSetting = "GRAPH_ENDPOINT"
+	SelectSetting        = "GRAPH_USERS_SELECT"
+	FilterSetting        = "GRAPH_USERS_FILTER"
+	PageSizeSetting      = "GRAPH_USERS_PAGE_SIZE"
+	LogEachSetting       = "GRAPH_USERS_LOG_EACH"
+	ParallelSetting      = "GRAPH_USERS_PARALLEL"
+	ModeSetting          = "GRAPH_USERS_MODE"
+	StorageSetting       = "GRAPH_USERS_STORAGE"
+	ContainerSetting     = "GRAPH_USERS_CONTAINER"
+	ExportSetting        = "GRAPH_USERS_EXPORT"
+	ScheduleSetting      = "GRAPH_USERS_SCHEDULE"
+	RunTimeoutSetting    = "GRAPH_USERS_RUN_TIMEOUT"
+	LogLevelSetting      = "LOG_LEVEL"
 )
 
 // Config is the job's validated configuration.
@@ -117,13 +118,13 @@ type Setting struct {
 // Settings are every setting the handler reads, in the README's order.
 var Settings = []Setting{
 	{
-		Name: Port, Default: "8080", Origin: ByHost,
+		Name: PortSetting, Default: "8080", Origin: ByHost,
 		shape: "a TCP port, such as 8080, which the host sets",
 		Doc:   "set by the host; the handler listens on `127.0.0.1` only",
 		parse: integer(1, 65535, "a TCP port:", func(c *Config, n int) { c.Port = n }),
 	},
 	{
-		Name: ClientID, DefaultDoc: "required",
+		Name: ClientIDSetting, DefaultDoc: "required",
 		shape: "the client ID (a GUID) of the user-assigned managed identity, such as 11111111-2222-3333-4444-555555555555",
 		Doc:   "client ID (GUID) of the user-assigned managed identity",
 		parse: func(c *Config, v string) error {
@@ -138,7 +139,7 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: GraphURL, Default: graph.DefaultEndpoint,
+		Name: GraphEndpointSetting, Default: graph.DefaultEndpoint,
 		shape: "the Graph root URL, such as https://graph.microsoft.com",
 		Doc: "Graph root, for national clouds (`https://graph.microsoft.us`, …); https, or http on a loopback " +
 			"address for the local fakes. The token is asked for `GRAPH_ENDPOINT/.default` and only ever sent there",
@@ -148,7 +149,7 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: UsersSelect, Default: "id,displayName,userPrincipalName,mail",
+		Name: SelectSetting, Default: "id,displayName,userPrincipalName,mail",
 		shape: "a comma-separated list of user properties, such as id,displayName,mail",
 		Doc:   "`$select`; `id` is always added",
 		parse: func(c *Config, v string) (err error) {
@@ -157,32 +158,32 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: UsersFilter, DefaultDoc: "empty",
+		Name: FilterSetting, DefaultDoc: "empty",
 		shape: "an OData $filter, such as accountEnabled eq true",
 		Doc:   "`$filter`, e.g. `accountEnabled eq true`; not in `delta` mode, whose rounds Graph filters by id alone",
 		parse: func(c *Config, v string) error { c.Filter = v; return nil },
 	},
 	{
-		Name: UsersTop, Default: "999",
+		Name: PageSizeSetting, Default: "999",
 		shape: "a page size from 1 to 999",
 		Doc:   "`$top`, 1..999",
 		parse: integer(1, 999, "a page size: Graph accepts", func(c *Config, n int) { c.PageSize = n }),
 	},
 	{
-		Name: UsersLogEach, Default: "true",
+		Name: LogEachSetting, Default: "true",
 		shape: "true or false",
 		Doc:   "one log line per user, or the summary alone",
 		parse: boolean(func(c *Config, b bool) { c.LogEach = b }),
 	},
 	{
-		Name: Parallel, Default: "16",
+		Name: ParallelSetting, Default: "16",
 		shape: "a number of streams from 1 to 64",
 		Doc: "how many listing streams run at once, 1..64, when the users do not fit on one page; 1 is one cursor. " +
 			"See [Parallel streams](#parallel-streams)",
 		parse: integer(1, 64, "a number of streams:", func(c *Config, n int) { c.Parallel = n }),
 	},
 	{
-		Name: Mode, Default: ModeList,
+		Name: ModeSetting, Default: ModeList,
 		shape: "list or delta",
 		Doc: "`list`: every user, every run. `delta`: every user on the first run, then only what changed, " +
 			"its place kept in Blob Storage. See [Delta mode](#delta-mode)",
@@ -196,7 +197,7 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: Storage, Default: "AzureWebJobsStorage",
+		Name: StorageSetting, Default: "AzureWebJobsStorage",
 		shape: "the name of an app setting, such as AzureWebJobsStorage, whose value is the connection string (or <name>__blobServiceUri for a managed identity): the connection string goes in that setting, not here",
 		Doc: "the storage connection for `delta` and exports, read as the host reads it: `<name>` as a connection " +
 			"string (`UseDevelopmentStorage=true` is Azurite), or `<name>__blobServiceUri` or `<name>__accountName` " +
@@ -211,7 +212,7 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: Container, Default: "graphuserstimer",
+		Name: ContainerSetting, Default: "graphuserstimer",
 		shape: "a container name, such as graphuserstimer",
 		Doc:   "the blob container of the delta state and the exports; created when missing",
 		parse: func(c *Config, v string) error {
@@ -223,14 +224,14 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: Export, Default: "false",
+		Name: ExportSetting, Default: "false",
 		shape: "true or false",
 		Doc: "`true`: write each run's users, or a delta round's changes, to Blob Storage as `.jsonl.gz`. " +
 			"See [Exports](#exports)",
 		parse: boolean(func(c *Config, b bool) { c.Export = b }),
 	},
 	{
-		Name: Schedule, DefaultDoc: "required",
+		Name: ScheduleSetting, DefaultDoc: "required",
 		shape: "a 6-field NCRONTAB schedule such as 0 0 * * * *, or a TimeSpan such as 01:00:00",
 		Doc: "the timer's 6-field NCRONTAB schedule, such as `0 0 * * * *` (hourly), or a TimeSpan such as `01:00:00`; " +
 			"`function.json` reads it as `%GRAPH_USERS_SCHEDULE%`, so the host cannot index the function without it",
@@ -246,7 +247,7 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: RunTimeout, DefaultDoc: "host.json's `functionTimeout` less 30 s",
+		Name: RunTimeoutSetting, DefaultDoc: "host.json's `functionTimeout` less 30 s",
 		shape: "a duration such as 4m30s or 00:04:30",
 		Doc:   "how long one run may take, as `4m30s` or `00:04:30`; shorter than `functionTimeout`",
 		parse: func(c *Config, v string) error {
@@ -262,7 +263,7 @@ var Settings = []Setting{
 		},
 	},
 	{
-		Name: LogLevel, Default: "info",
+		Name: LogLevelSetting, Default: "info",
 		shape: "one of debug, info, warn, error",
 		Doc: "the lowest level of diagnostic lines: debug, info, warn, error. User lines and summaries are the job's " +
 			"output and are written whatever it says",
@@ -327,7 +328,7 @@ func Load(getenv func(string) string) (Config, error) {
 		// Delta's $filter takes only id eq: a round would report every
 		// user's changes, whatever the filter listed.
 		errs = append(errs, fmt.Errorf("%s: GRAPH_USERS_MODE=delta cannot apply a filter, as Graph's delta query takes "+
-			"none but id eq: leave it empty in delta mode, or use GRAPH_USERS_MODE=list", UsersFilter))
+			"none but id eq: leave it empty in delta mode, or use GRAPH_USERS_MODE=list", FilterSetting))
 	}
 	if (c.Mode == ModeDelta || c.Export) && c.StorageName != "" {
 		conn, err := storage.ParseConnection(c.StorageName, getenv, c.ClientID)
@@ -336,7 +337,7 @@ func Load(getenv func(string) string) (Config, error) {
 			if c.Mode == ModeDelta {
 				why = "GRAPH_USERS_MODE=delta"
 			}
-			errs = append(errs, fmt.Errorf("%s: %s needs a storage connection: %w", Storage, why, err))
+			errs = append(errs, fmt.Errorf("%s: %s needs a storage connection: %w", StorageSetting, why, err))
 		}
 		c.Storage = conn
 	}
@@ -408,7 +409,7 @@ func (c Config) RunTimeoutWithin(functionTimeout time.Duration) (time.Duration, 
 		if functionTimeout > 0 && c.RunTimeout >= functionTimeout {
 			return 0, fmt.Errorf("%s: %s is not shorter than host.json's functionTimeout of %s: the host would kill "+
 				"the handler before the run could stop and say how far it got; set it below %s, or leave it unset",
-				RunTimeout, c.RunTimeout, functionTimeout, functionTimeout)
+				RunTimeoutSetting, c.RunTimeout, functionTimeout, functionTimeout)
 		}
 		return c.RunTimeout, nil
 	}

@@ -14,7 +14,7 @@ const testClientID = "0b3c7e3e-2f5c-4c55-9d0c-6a1d2f2b7a10"
 
 // env is the environment of kv on top of the two required settings.
 func env(kv map[string]string) func(string) string {
-	all := map[string]string{ClientID: testClientID, Schedule: "0 0 * * * *"}
+	all := map[string]string{ClientIDSetting: testClientID, ScheduleSetting: "0 0 * * * *"}
 	for k, v := range kv {
 		all[k] = v
 	}
@@ -22,7 +22,7 @@ func env(kv map[string]string) func(string) string {
 }
 
 func TestLoadAppliesDefaults(t *testing.T) {
-	c, err := Load(env(map[string]string{ClientID: testClientID}))
+	c, err := Load(env(map[string]string{ClientIDSetting: testClientID}))
 	require.NoError(t, err)
 
 	assert.Equal(t, 8080, c.Port)
@@ -37,15 +37,15 @@ func TestLoadAppliesDefaults(t *testing.T) {
 
 func TestLoadReadsEverySetting(t *testing.T) {
 	c, err := Load(env(map[string]string{
-		Port:         "40123",
-		ClientID:     strings.ToUpper(testClientID),
-		GraphURL:     "https://graph.microsoft.us/",
-		UsersSelect:  "displayName, jobTitle,displayName",
-		UsersFilter:  "startswith(displayName,'A')",
-		UsersTop:     "250",
-		UsersLogEach: "false",
-		Schedule:     "0 */5 * * * *",
-		LogLevel:     "DEBUG",
+		PortSetting:          "40123",
+		ClientIDSetting:      strings.ToUpper(testClientID),
+		GraphEndpointSetting: "https://graph.microsoft.us/",
+		SelectSetting:        "displayName, jobTitle,displayName",
+		FilterSetting:        "startswith(displayName,'A')",
+		PageSizeSetting:      "250",
+		LogEachSetting:       "false",
+		ScheduleSetting:      "0 */5 * * * *",
+		LogLevelSetting:      "DEBUG",
 	}))
 	require.NoError(t, err)
 
@@ -62,7 +62,7 @@ func TestLoadReadsEverySetting(t *testing.T) {
 
 func TestLoadAcceptsLoopbackHTTPForLocalFakes(t *testing.T) {
 	for _, endpoint := range []string{"http://127.0.0.1:7172", "http://localhost:7172", "http://[::1]:7172", "http://127.0.0.2"} {
-		c, err := Load(env(map[string]string{ClientID: testClientID, GraphURL: endpoint}))
+		c, err := Load(env(map[string]string{ClientIDSetting: testClientID, GraphEndpointSetting: endpoint}))
 		require.NoError(t, err, endpoint)
 		assert.Equal(t, endpoint, c.GraphEndpoint.String())
 	}
@@ -75,32 +75,32 @@ func TestLoadRejectsEachBadSettingByName(t *testing.T) {
 		value   string
 		want    string
 	}{
-		{"a port that is not a number", Port, "http", "not a TCP port"},
-		{"a port out of range", Port, "70000", "not a TCP port"},
-		{"a client ID that is not a GUID", ClientID, "my-identity", "not a client ID"},
-		{"plain http to a remote Graph", GraphURL, "http://graph.microsoft.com", "plain http"},
-		{"plain http to a private address", GraphURL, "http://10.0.0.4", "plain http"},
-		{"a Graph endpoint with a path", GraphURL, "https://graph.microsoft.com/v1.0", "Graph root alone"},
-		{"a Graph endpoint with credentials", GraphURL, "https://u:p@graph.microsoft.com", "credentials"},
-		{"a Graph endpoint that is not a URL", GraphURL, "graph.microsoft.com", "not an absolute URL"},
-		{"a Graph endpoint of another scheme", GraphURL, "ftp://graph.microsoft.com", "https URL"},
-		{"a select list with a bad name", UsersSelect, "displayName,$expand=manager", "not a comma-separated list"},
-		{"a select list with an empty entry", UsersSelect, "displayName,,mail", "not a comma-separated list"},
-		{"a page size of zero", UsersTop, "0", "1 to 999"},
-		{"a page size over Graph's limit", UsersTop, "1000", "1 to 999"},
-		{"a log switch that is not boolean", UsersLogEach, "sometimes", "not true or false"},
-		{"a 5-field cron schedule", Schedule, "0 * * * *", "6-field NCRONTAB"},
-		{"six fields that are not NCRONTAB", Schedule, "a b c d e f", "the second field"},
-		{"an hour out of range", Schedule, "0 0 24 * * *", "outside 0-23"},
-		{"no schedule", Schedule, " ", "required"},
-		{"a port in a Graph endpoint out of range", GraphURL, "https://graph.microsoft.com:70000", "not a TCP port"},
-		{"an unknown log level", LogLevel, "verbose", "debug, info, warn, error"},
-		{"a run timeout that is not a duration", RunTimeout, "soon", "positive duration"},
-		{"a negative run timeout", RunTimeout, "-5m", "positive duration"},
+		{"a port that is not a number", PortSetting, "http", "not a TCP port"},
+		{"a port out of range", PortSetting, "70000", "not a TCP port"},
+		{"a client ID that is not a GUID", ClientIDSetting, "my-identity", "not a client ID"},
+		{"plain http to a remote Graph", GraphEndpointSetting, "http://graph.microsoft.com", "plain http"},
+		{"plain http to a private address", GraphEndpointSetting, "http://10.0.0.4", "plain http"},
+		{"a Graph endpoint with a path", GraphEndpointSetting, "https://graph.microsoft.com/v1.0", "Graph root alone"},
+		{"a Graph endpoint with credentials", GraphEndpointSetting, "https://u:p@graph.microsoft.com", "credentials"},
+		{"a Graph endpoint that is not a URL", GraphEndpointSetting, "graph.microsoft.com", "not an absolute URL"},
+		{"a Graph endpoint of another scheme", GraphEndpointSetting, "ftp://graph.microsoft.com", "https URL"},
+		{"a select list with a bad name", SelectSetting, "displayName,$expand=manager", "not a comma-separated list"},
+		{"a select list with an empty entry", SelectSetting, "displayName,,mail", "not a comma-separated list"},
+		{"a page size of zero", PageSizeSetting, "0", "1 to 999"},
+		{"a page size over Graph's limit", PageSizeSetting, "1000", "1 to 999"},
+		{"a log switch that is not boolean", LogEachSetting, "sometimes", "not true or false"},
+		{"a 5-field cron schedule", ScheduleSetting, "0 * * * *", "6-field NCRONTAB"},
+		{"six fields that are not NCRONTAB", ScheduleSetting, "a b c d e f", "the second field"},
+		{"an hour out of range", ScheduleSetting, "0 0 24 * * *", "outside 0-23"},
+		{"no schedule", ScheduleSetting, " ", "required"},
+		{"a port in a Graph endpoint out of range", GraphEndpointSetting, "https://graph.microsoft.com:70000", "not a TCP port"},
+		{"an unknown log level", LogLevelSetting, "verbose", "debug, info, warn, error"},
+		{"a run timeout that is not a duration", RunTimeoutSetting, "soon", "positive duration"},
+		{"a negative run timeout", RunTimeoutSetting, "-5m", "positive duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(env(map[string]string{ClientID: testClientID, tt.setting: tt.value}))
+			_, err := Load(env(map[string]string{ClientIDSetting: testClientID, tt.setting: tt.value}))
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.setting+": ")
 			assert.Contains(t, err.Error(), tt.want)
@@ -110,15 +110,15 @@ func TestLoadRejectsEachBadSettingByName(t *testing.T) {
 
 func TestLoadReportsEveryBadSettingAtOnce(t *testing.T) {
 	_, err := Load(env(map[string]string{
-		ClientID: "",
-		Port:     "0",
-		GraphURL: "http://example.com",
-		UsersTop: "lots",
-		LogLevel: "loud",
+		ClientIDSetting:      "",
+		PortSetting:          "0",
+		GraphEndpointSetting: "http://example.com",
+		PageSizeSetting:      "lots",
+		LogLevelSetting:      "loud",
 	}))
 	require.Error(t, err)
 	msg := err.Error()
-	for _, name := range []string{Port, ClientID, GraphURL, UsersTop, LogLevel} {
+	for _, name := range []string{PortSetting, ClientIDSetting, GraphEndpointSetting, PageSizeSetting, LogLevelSetting} {
 		assert.Contains(t, msg, name+": ", "the message names %s", name)
 	}
 	assert.Contains(t, msg, "required")
@@ -126,7 +126,7 @@ func TestLoadReportsEveryBadSettingAtOnce(t *testing.T) {
 }
 
 func TestLoadAcceptsTimeSpanSchedules(t *testing.T) {
-	c, err := Load(env(map[string]string{ClientID: testClientID, Schedule: "01:00:00"}))
+	c, err := Load(env(map[string]string{ClientIDSetting: testClientID, ScheduleSetting: "01:00:00"}))
 	require.NoError(t, err)
 	assert.Equal(t, "01:00:00", c.Schedule)
 }
@@ -169,7 +169,7 @@ func TestRunTimeoutStopsBeforeTheHostsFunctionTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(env(map[string]string{RunTimeout: tt.setting}))
+			c, err := Load(env(map[string]string{RunTimeoutSetting: tt.setting}))
 			require.NoError(t, err)
 			got, err := c.RunTimeoutWithin(tt.functionTimeout)
 			require.NoError(t, err)
@@ -180,11 +180,11 @@ func TestRunTimeoutStopsBeforeTheHostsFunctionTimeout(t *testing.T) {
 
 func TestRunTimeoutRefusesOneTheHostWouldCutShort(t *testing.T) {
 	for _, setting := range []string{"10m", "00:12:00"} {
-		c, err := Load(env(map[string]string{RunTimeout: setting}))
+		c, err := Load(env(map[string]string{RunTimeoutSetting: setting}))
 		require.NoError(t, err)
 		_, err = c.RunTimeoutWithin(10 * time.Minute)
 		require.Error(t, err, setting)
-		assert.Contains(t, err.Error(), RunTimeout+": ")
+		assert.Contains(t, err.Error(), RunTimeoutSetting+": ")
 		assert.Contains(t, err.Error(), "functionTimeout of 10m0s")
 	}
 }
@@ -200,13 +200,13 @@ func TestCheckScheduleAcceptsWhatTheTimerTriggerAccepts(t *testing.T) {
 }
 
 func TestLoadReadsTheStorageConnectionWhenDeltaOrExportsNeedIt(t *testing.T) {
-	c, err := Load(env(map[string]string{Mode: "DELTA", "AzureWebJobsStorage": "UseDevelopmentStorage=true", Container: "users-state"}))
+	c, err := Load(env(map[string]string{ModeSetting: "DELTA", "AzureWebJobsStorage": "UseDevelopmentStorage=true", ContainerSetting: "users-state"}))
 	require.NoError(t, err)
 	assert.Equal(t, ModeDelta, c.Mode)
 	assert.Equal(t, "users-state", c.Container)
 	assert.Equal(t, "http://127.0.0.1:10000/devstoreaccount1", c.Storage.Endpoint)
 
-	c, err = Load(env(map[string]string{Export: "true", Storage: "JobStore",
+	c, err = Load(env(map[string]string{ExportSetting: "true", StorageSetting: "JobStore",
 		"JobStore__blobServiceUri": "https://acct.blob.core.windows.net", "JobStore__clientId": testClientID}))
 	require.NoError(t, err)
 	assert.True(t, c.Export)
@@ -226,12 +226,12 @@ func TestLoadRefusesDeltaOrExportsWithoutStorage(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"delta with no connection", map[string]string{Mode: "delta"}, []string{Storage + ": GRAPH_USERS_MODE=delta needs a storage connection", "AzureWebJobsStorage"}},
-		{"exports with no connection", map[string]string{Export: "true", Storage: "Missing"}, []string{Storage + ": GRAPH_USERS_EXPORT=true needs a storage connection", "Missing"}},
-		{"a connection string without an account", map[string]string{Mode: "delta", "AzureWebJobsStorage": "AccountKey=" + key}, []string{Storage + ": "}},
-		{"an unknown mode", map[string]string{Mode: "changes"}, []string{Mode + ": \"changes\" is not list or delta"}},
-		{"a container name storage refuses", map[string]string{Container: "Users_State"}, []string{Container + ": "}},
-		{"an export switch that is not boolean", map[string]string{Export: "sometimes"}, []string{Export + ": "}},
+		{"delta with no connection", map[string]string{ModeSetting: "delta"}, []string{StorageSetting + ": GRAPH_USERS_MODE=delta needs a storage connection", "AzureWebJobsStorage"}},
+		{"exports with no connection", map[string]string{ExportSetting: "true", StorageSetting: "Missing"}, []string{StorageSetting + ": GRAPH_USERS_EXPORT=true needs a storage connection", "Missing"}},
+		{"a connection string without an account", map[string]string{ModeSetting: "delta", "AzureWebJobsStorage": "AccountKey=" + key}, []string{StorageSetting + ": "}},
+		{"an unknown mode", map[string]string{ModeSetting: "changes"}, []string{ModeSetting + ": \"changes\" is not list or delta"}},
+		{"a container name storage refuses", map[string]string{ContainerSetting: "Users_State"}, []string{ContainerSetting + ": "}},
+		{"an export switch that is not boolean", map[string]string{ExportSetting: "sometimes"}, []string{ExportSetting + ": "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,11 +246,11 @@ func TestLoadRefusesDeltaOrExportsWithoutStorage(t *testing.T) {
 }
 
 func TestLoadRefusesAFilterInDeltaMode(t *testing.T) {
-	_, err := Load(env(map[string]string{Mode: "delta", UsersFilter: "accountEnabled eq true", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}))
+	_, err := Load(env(map[string]string{ModeSetting: "delta", FilterSetting: "accountEnabled eq true", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), UsersFilter+": GRAPH_USERS_MODE=delta cannot apply a filter")
+	assert.Contains(t, err.Error(), FilterSetting+": GRAPH_USERS_MODE=delta cannot apply a filter")
 
-	c, err := Load(env(map[string]string{Mode: "list", UsersFilter: "accountEnabled eq true"}))
+	c, err := Load(env(map[string]string{ModeSetting: "list", FilterSetting: "accountEnabled eq true"}))
 	require.NoError(t, err, "a listing applies it")
 	assert.Equal(t, "accountEnabled eq true", c.Filter)
 }

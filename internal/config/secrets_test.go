@@ -66,7 +66,7 @@ func TestEverySettingSaysWhatShapeItTakes(t *testing.T) {
 
 func TestTheStorageSettingHoldingAConnectionStringAsksForAName(t *testing.T) {
 	v := secretValues["a connection string with an account key"]
-	_, err := Load(env(map[string]string{Storage: v, Export: "true"}))
+	_, err := Load(env(map[string]string{StorageSetting: v, ExportSetting: "true"}))
 	require.Error(t, err)
 	assertNoSecret(t, err.Error())
 	assert.Contains(t, err.Error(), "GRAPH_USERS_STORAGE: holds what looks like a secret")
@@ -77,7 +77,7 @@ func TestLoadNeverRepeatsASecretInTheStorageConnectionsSettings(t *testing.T) {
 	for _, key := range []string{"accountName", "credential", "clientId", "managedIdentityResourceId", "blobServiceUri"} {
 		for what, v := range secretValues {
 			t.Run(key+" holding "+what, func(t *testing.T) {
-				kv := map[string]string{Mode: ModeDelta, "AzureWebJobsStorage__accountName": "myaccount"}
+				kv := map[string]string{ModeSetting: ModeDelta, "AzureWebJobsStorage__accountName": "myaccount"}
 				kv["AzureWebJobsStorage__"+key] = v
 				_, err := Load(env(kv))
 				require.Error(t, err)

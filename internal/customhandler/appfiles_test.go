@@ -78,7 +78,7 @@ func TestFunctionJSONDeclaresTheTimerTheHandlerServes(t *testing.T) {
 		setting, ok = strings.CutSuffix(setting, "%")
 		require.True(t, ok, "%q: an app setting reference is %%NAME%%", fn.Schedule)
 		assert.Regexp(t, `^[A-Za-z_][A-Za-z0-9_]*$`, setting)
-		assert.Equal(t, config.Schedule, setting, "the setting the handler validates is the one the host reads")
+		assert.Equal(t, config.ScheduleSetting, setting, "the setting the handler validates is the one the host reads")
 
 		var ls struct{ Values map[string]string }
 		readJSON(t, &ls, "local.settings.json.example")

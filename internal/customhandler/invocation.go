@@ -1,4 +1,4 @@
-// Package functions speaks the Azure Functions custom handler protocol: it
+// Package customhandler speaks the Azure Functions custom handler protocol: it
 // decodes the host's invocation requests, encodes the responses, and serves
 // them over HTTP.
 package customhandler
