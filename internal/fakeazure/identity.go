@@ -33,6 +33,9 @@ const (
 // IdentityOptions configure an Identity.
 type IdentityOptions struct {
 	ClientID string        // the only user-assigned client ID that has an identity here
+	// ResourceID, when set, is that identity's Azure resource ID, by which a
+	// caller may name it instead: mi_res_id on App Service, msi_res_id on IMDS.
+	ResourceID string
 	Header   string        // the IDENTITY_HEADER secret App Service callers must send as X-IDENTITY-HEADER; empty refuses them all
 	Token    string        // the access token issued
 	Lifetime time.Duration // token lifetime; zero means 24h
@@ -169,7 +172,7 @@ func (f *Identity) serveAppService(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "The resource query parameter is required.")
 		return
 	}
-	if !f.known(q.Get("client_id")) {
+	if !f.known(q, "mi_res_id") {
 		writeJSON(w, http.StatusBadRequest, appServiceError{
 			StatusCode:    http.StatusBadRequest,
 			Message:       "Unable to load the proper Managed Identity.",
@@ -207,7 +210,7 @@ func (f *Identity) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		fail("Required query variable 'resource' is missing")
 		return
 	}
-	if !f.known(q.Get("client_id")) {
+	if !f.known(q, "msi_res_id") {
 		fail("Identity not found")
 		return
 	}
@@ -226,9 +229,15 @@ func (f *Identity) serveIMDS(w http.ResponseWriter, r *http.Request) {
 	}{f.opts.Token, f.opts.ClientID, secs, unix(now.Add(f.opts.Lifetime)), secs, unix(now), resource, "Bearer"})
 }
 
-// known reports whether clientID names the one identity here; GUIDs compare without case.
-func (f *Identity) known(clientID string) bool {
-	return clientID != "" && strings.EqualFold(clientID, f.opts.ClientID)
+// known reports whether the request's query names the one identity here: by
+// client_id, GUIDs compared without case, or by its resource ID in the
+// parameter resParam, compared without case as Azure's resource IDs are.
+func (f *Identity) known(q url.Values, resParam string) bool {
+	if id := q.Get("client_id"); id != "" {
+		return strings.EqualFold(id, f.opts.ClientID)
+	}
+	rid := q.Get(resParam)
+	return rid != "" && f.opts.ResourceID != "" && strings.EqualFold(rid, f.opts.ResourceID)
 }
 
 // issued records a token answered for resource.
