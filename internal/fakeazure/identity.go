@@ -32,13 +32,13 @@ const (
 
 // IdentityOptions configure an Identity.
 type IdentityOptions struct {
-	ClientID string        // the only user-assigned client ID that has an identity here
+	ClientID string // the only user-assigned client ID that has an identity here
 	// ResourceID, when set, is that identity's Azure resource ID, by which a
 	// caller may name it instead: mi_res_id on App Service, msi_res_id on IMDS.
 	ResourceID string
-	Header   string        // the IDENTITY_HEADER secret App Service callers must send as X-IDENTITY-HEADER; empty refuses them all
-	Token    string        // the access token issued
-	Lifetime time.Duration // token lifetime; zero means 24h
+	Header     string        // the IDENTITY_HEADER secret App Service callers must send as X-IDENTITY-HEADER; empty refuses them all
+	Token      string        // the access token issued
+	Lifetime   time.Duration // token lifetime; zero means 24h
 	// Fault, when set, is asked before each authorized token request what
 	// to do to its answer; attempt counts token requests from 1. Status
 	// answers that status with the endpoint's error shape, Garbage a 200
