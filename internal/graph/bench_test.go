@@ -55,7 +55,7 @@ func BenchmarkListUsers(b *testing.B) {
 	const users = 100_000
 	tn := newBenchTenant(b, users, nil)
 	b.Run("100k", func(b *testing.B) {
-		for _, l := range tn.listers() {
+		for _, l := range tn.contenders() {
 			b.Run(l.name, func(b *testing.B) { measureListing(b, users, l.list) })
 		}
 	})
@@ -70,7 +70,7 @@ func BenchmarkListUsersLatency(b *testing.B) {
 	tn := newBenchTenant(b, users, func(fakeazure.PageRequest) fakeazure.Fault {
 		return fakeazure.Fault{Delay: 150 * time.Millisecond, BytesPerSecond: 4 << 20}
 	})
-	for _, l := range tn.listers()[:2] {
+	for _, l := range tn.contenders()[:2] {
 		b.Run(l.name, func(b *testing.B) { measureListing(b, users, l.list) })
 	}
 }
@@ -85,7 +85,7 @@ func BenchmarkListUsersPeakHeap(b *testing.B) {
 	}{{"10k", 10_000}, {"1M", 1_000_000}} {
 		b.Run(size.name, func(b *testing.B) {
 			tn := newBenchTenant(b, size.users, nil)
-			for _, l := range tn.listers() {
+			for _, l := range tn.contenders() {
 				b.Run(l.name, func(b *testing.B) {
 					var peak uint64
 					for b.Loop() {
@@ -147,15 +147,15 @@ func newBenchTenant(b *testing.B, users int, fault func(fakeazure.PageRequest) f
 	}
 }
 
-// lister is one way to list a tenant; it returns how many users it listed.
-type lister struct {
+// contender is one way to list a tenant; it returns how many users it listed.
+type contender struct {
 	name string
 	list func(context.Context) (int, error)
 }
 
-// listers are the job, the baseline and the limit, in that order.
-func (tn *benchTenant) listers() []lister {
-	return []lister{
+// contenders are the job, the baseline and the limit, in that order.
+func (tn *benchTenant) contenders() []contender {
+	return []contender{
 		{"job", tn.listJob},
 		{"baseline", tn.listBaseline},
 		{"limit", tn.listLimit},

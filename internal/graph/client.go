@@ -3,6 +3,31 @@
 // the rule that the token goes nowhere else. Client lists users on it,
 // streaming pages, retrying what is worth retrying and handing each user
 // over exactly once.
+//
+// One paging engine, the pager (pager.go), reads every collection: it
+// follows the links, fetches the next page ahead (prefetch.go), retries,
+// reads a broken page again, starts over when a page token expires, and
+// checks every link. What a page's items mean is its consumer's business:
+// the users listing (users.go, withoutid.go), a delta round (delta.go), the
+// split's sample and case probe (split.go). Another collection is a
+// consumer and a URL.
+//
+// The words used throughout:
+//
+//   - pager: the engine; one pager reads one collection from its first page
+//     to its last, and the pagers of one call share a group: the totals and
+//     the throttle gate.
+//   - reading: one pager's pass over a listing, with its consumer.
+//   - part: one prefix of userPrincipalName that a split listing lists on
+//     its own, with $filter=startsWith(userPrincipalName,'ja').
+//   - stream: one of the goroutines that list a split listing's parts, one
+//     part after another.
+//   - sample: the UPNs of the first page, from which the split estimates
+//     each part's size.
+//   - epoch: the number of a reading that hands users over, kept with each
+//     user in the record of users handed over, which tells a user a reading
+//     repeats on purpose from one Graph sent twice.
+//   - round: one delta round, from a deltaLink to the next.
 package graph
 
 import (

@@ -37,7 +37,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 // BenchmarkDecodePage decodes a page of 999 ordinary users read 16 KiB at
-// a time, with the reader's buffer kept from page to page as the lister
+// a time, with the reader's buffer kept from page to page as the pager
 // keeps it: the fast path every listing takes.
 func BenchmarkDecodePage(b *testing.B) {
 	page := benchPage()

@@ -16,7 +16,7 @@ import (
 // A delta round follows GET /v1.0/users/delta from a deltaLink to the next:
 // every user changed since the link was issued, once or more, as Graph sends
 // them. It cannot be split: delta's $filter takes only ids. It is read with
-// the same lister as a listing (fetch-ahead, retries, re-reads, origin
+// the same pager as a listing (fetch-ahead, retries, re-reads, origin
 // checks), but its changes are handed over as they come, a user changed
 // twice twice, since the later change is the newer; only a page read again
 // skips what an earlier attempt at it handed over.
@@ -119,48 +119,13 @@ func (c *Client) Delta(ctx context.Context, link string, sink DeltaSink) (DeltaS
 
 // delta reads a round from first.
 func (c *Client) delta(ctx context.Context, first string, sink DeltaSink, header http.Header) (DeltaStats, error) {
-	if sink.Warn == nil {
-		sink.Warn = func(string) {}
-	}
 	if sink.Page == nil {
 		sink.Page = func(string, bool, DeltaStats) error { return nil }
 	}
-	ls := &listing{c: c, sink: Sink{Warn: sink.Warn}, seen: newIDSet()}
-	defer ls.seen.close()
-	r := newDeltaRound(sink)
-	l := ls.newLister(0, "delta round", first)
-	l.header = header
-	l.onUser, l.atPage, l.handedOnPage = r.change, r.atPage, func() int { return r.onPage }
-	r.warnWithoutID = sync.OnceFunc(func() {
-		l.warn(fmt.Sprintf("page %d: Graph sent a change without an id, though it always sends one: "+
-			"it is handed over all the same, as is every change without an id", l.pages+1))
-	})
-	l.pageDone = func(link string) error {
-		if link == "" {
-			// The page just read, which where would count past.
-			return fmt.Errorf("%s, page %d: %w", l.label, l.pages, &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
-		}
-		if _, err := c.ep.CheckOrigin(link); err != nil {
-			// Refused before the sink keeps it: a round's place is never
-			// on another origin, where the next run would find a link
-			// that is not GRAPH_ENDPOINT's. Nothing was sent there.
-			return fmt.Errorf("%s, page %d: %w", l.label, l.pages, err)
-		}
-		r.st.Pages = l.pages
-		last := link == l.deltaLink
-		if err := sink.Page(link, last, r.stats(ls)); err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil && !last {
-			// The next page may have come already, fetched ahead: a round
-			// told to stop hands no more changes over once its place is
-			// kept.
-			return context.Cause(ctx)
-		}
-		return nil
-	}
-	err := l.run(ctx)
-	st := r.stats(ls)
+	r := newDeltaRound(newPagerGroup(c, sink.Warn), first, sink)
+	r.pg.header = header
+	err := r.pg.run(ctx)
+	st := r.stats()
 	if re, ok := errors.AsType[*ResponseError](err); ok && expiredLink(re) {
 		return st, &DeltaExpiredError{Response: re}
 	}
@@ -173,8 +138,10 @@ func expiredLink(re *ResponseError) bool {
 		re.StatusCode == http.StatusBadRequest && strings.EqualFold(re.Code, "syncStateNotFound")
 }
 
-// deltaRound is a round's state between its pages.
+// deltaRound is the consumer of a round's pages, and its state between
+// them.
 type deltaRound struct {
+	pg    *pager
 	sink  DeltaSink
 	st    DeltaStats
 	seeds [2]maphash.Seed
@@ -191,21 +158,31 @@ type deltaRound struct {
 	handed, before map[[2]uint64]int
 	// onPage is how many changes of the current page were handed over.
 	onPage int
+	// link is the @odata.deltaLink the round's last page ends with.
+	link string
 	// warnWithoutID warns of the round's first change without an id.
 	warnWithoutID func()
 }
 
-func newDeltaRound(sink DeltaSink) *deltaRound {
-	return &deltaRound{
+func newDeltaRound(g *pagerGroup, first string, sink DeltaSink) *deltaRound {
+	r := &deltaRound{
 		sink:   sink,
 		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		handed: map[[2]uint64]int{},
 		before: map[[2]uint64]int{},
 	}
+	r.pg = g.newPager("", "delta round", first, r)
+	r.warnWithoutID = sync.OnceFunc(func() {
+		r.pg.warn(fmt.Sprintf("page %d: Graph sent a change without an id, though it always sends one: "+
+			"it is handed over all the same, as is every change without an id", r.pg.pages+1))
+	})
+	return r
 }
 
-// atPage starts an attempt at a page: a new one, or the same again.
-func (r *deltaRound) atPage(again bool) {
+func (r *deltaRound) pass() {}
+
+// attempt starts an attempt at a page: a new one, or the same again.
+func (r *deltaRound) attempt(again bool) {
 	if !again {
 		clear(r.handed)
 		r.onPage = 0
@@ -214,9 +191,49 @@ func (r *deltaRound) atPage(again bool) {
 	maps.Copy(r.before, r.handed)
 }
 
-// change hands one change over, unless an earlier attempt at this page
+func (r *deltaRound) broke() (int, string) { return r.onPage, "changes" }
+
+// total is what the restart's warning counts: a round's pager counts no
+// users.
+func (r *deltaRound) total() int { return 0 }
+
+func (r *deltaRound) end() {}
+
+func (r *deltaRound) deltaLink(link string) { r.link = link }
+
+// page hands the sink the link the round carries on from, once it is
+// known to be on the round's origin.
+func (r *deltaRound) page(ctx context.Context, next string) error {
+	link := next
+	if link == "" {
+		link = r.link
+	}
+	if link == "" {
+		// The page just read, which where would count past.
+		return fmt.Errorf("%s, page %d: %w", r.pg.label, r.pg.pages, &PageSyntaxError{Msg: "a delta page with neither @odata.nextLink nor @odata.deltaLink"})
+	}
+	if _, err := r.pg.g.c.ep.CheckOrigin(link); err != nil {
+		// Refused before the sink keeps it: a round's place is never on
+		// another origin, where the next run would find a link that is
+		// not GRAPH_ENDPOINT's. Nothing was sent there.
+		return fmt.Errorf("%s, page %d: %w", r.pg.label, r.pg.pages, err)
+	}
+	r.st.Pages = r.pg.pages
+	last := link == r.link
+	if err := r.sink.Page(link, last, r.stats()); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil && !last {
+		// The next page may have come already, fetched ahead: a round
+		// told to stop hands no more changes over once its place is kept.
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+// item hands one change over, unless an earlier attempt at this page
 // handed the same.
-func (r *deltaRound) change(obj, id []byte) error {
+func (r *deltaRound) item(obj, id []byte) error {
 	h := [2]uint64{maphash.Bytes(r.seeds[0], obj), maphash.Bytes(r.seeds[1], obj)}
 	if r.before[h] > 0 {
 		r.before[h]--
@@ -257,9 +274,9 @@ func (r *deltaRound) change(obj, id []byte) error {
 	return nil
 }
 
-// stats is the round's counts, with the listing's retries and throttling.
-func (r *deltaRound) stats(ls *listing) DeltaStats {
-	st := ls.tally.snapshot()
+// stats is the round's counts, with its pager's retries and throttling.
+func (r *deltaRound) stats() DeltaStats {
+	st := r.pg.g.tally.snapshot()
 	out := r.st
 	out.Retries, out.Throttled = st.Retries, st.Throttled
 	return out

@@ -23,9 +23,9 @@ type epoch uint16
 // idSet is the run's record of the users handed over, safe for concurrent
 // use by every stream of a listing. It is an open-addressing hash table
 // split into shards, each with its own lock, whose slots live outside the
-// Go heap (see slab): a million users take about 27 MB that the garbage
-// collector neither scans nor counts towards its heap goal, and that go back
-// to the system when the run ends. Nothing is written to disk, so a full or
+// Go heap (see slab): the garbage collector neither scans them nor counts
+// them towards its heap goal, and they go back to the system when the run
+// ends. Nothing is written to disk, so a full or
 // read-only TMPDIR cannot fail a run.
 type idSet struct {
 	seeds  [2]maphash.Seed

@@ -62,14 +62,14 @@ func hasUPN(sel []string) bool {
 }
 
 // split lists every user by parts in streams, after the first page, whose
-// users first handed over; and checks the total against Graph's count.
-func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error {
+// users first handed over and which stopped at more; and checks the total
+// against Graph's count.
+func (ls *userListing) split(ctx context.Context, first *userReading, more string, smp *sample) error {
 	if len(smp.upns) == 0 {
 		// The listing does not select the UPN: a sample of its own, one
 		// request, whose users are only looked at.
-		l := ls.newLister(0, "sample", ls.usersURL(ls.q.Filter, 999, []string{"userPrincipalName"}))
-		l.firstPageOnly, l.observeOnly, l.observe = true, true, smp.observe
-		if err := l.run(ctx); err != nil {
+		p := ls.g.newPager("list users", "sample", ls.usersURL(ls.q.Filter, 999, []string{"userPrincipalName"}), watcher(smp.observe))
+		if _, err := p.firstPage(ctx); err != nil {
 			return err
 		}
 	}
@@ -80,18 +80,14 @@ func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error 
 		countErr        error
 		insensitive     bool
 		probeErr        error
-		countL, probeL  = ls.newLister(0, "count", ""), ls.newLister(0, "probe", "")
-		countURL        = ls.c.ep.URL("/v1.0/users/$count", "$filter", ls.q.Filter)
 		probeUPN, probe = probeFor(smp.upns)
 	)
-	wg.Go(func() { expected, countErr = countL.count(ctx, countURL) })
+	wg.Go(func() { expected, countErr = ls.count(ctx) })
 	if probeUPN != "" {
 		wg.Go(func() {
 			filter := "startsWith(userPrincipalName," + odataString(probe) + ")"
-			probeL.first = ls.usersURL(filter, 1, []string{"id"})
-			probeL.firstPageOnly, probeL.observeOnly = true, true
-			probeL.observe = func([]byte) { insensitive = true }
-			probeErr = probeL.run(ctx)
+			found := watcher(func([]byte) { insensitive = true })
+			_, probeErr = ls.g.newPager("list users", "probe", ls.usersURL(filter, 1, []string{"id"}), found).firstPage(ctx)
 		})
 	}
 	wg.Wait()
@@ -101,7 +97,7 @@ func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error 
 	if countErr != nil {
 		ls.sink.Warn(fmt.Sprintf("warning: could not get Graph's count of the users (%v): the listing is not checked against it", countErr))
 	} else {
-		ls.tally.add(func(st *Stats) { st.Expected, st.Counted = expected, true })
+		ls.g.tally.add(func(st *Stats) { st.Expected, st.Counted = expected, true })
 		// Room for every user, and some for the count's lag.
 		ls.seen.reserve(expected + expected/16)
 	}
@@ -114,17 +110,17 @@ func (ls *listing) split(ctx context.Context, first *lister, smp *sample) error 
 	if countErr == nil && ceilDiv(expected, max(ls.q.Top, 1))-1 <= splitBound(parts, ls.q.Streams) {
 		// The pages left to the first cursor take no more round trips
 		// than the split would, and cost fewer requests: it goes on.
-		return first.resume(ctx)
+		return first.pg.resume(ctx, more, first)
 	}
 	// The first page's users without an id come again in their prefix's
 	// listing: the streams take them from here.
 	ls.sampled = &sampledWithoutID{left: first.noID.handed}
 	streams := min(ls.q.Streams, len(parts))
-	ls.tally.add(func(st *Stats) { st.Streams = streams })
+	ls.g.tally.add(func(st *Stats) { st.Streams = streams })
 	if err := ls.runStreams(ctx, parts, streams, first.epoch); err != nil {
 		return err
 	}
-	if st := ls.tally.snapshot(); st.Counted && st.Expected-st.Users > countSlack(st.Expected) {
+	if st := ls.g.tally.snapshot(); st.Counted && st.Expected-st.Users > countSlack(st.Expected) {
 		ls.sink.Warn(fmt.Sprintf("warning: listed %d users where Graph counts %d: %d more than its count's eventual "+
 			"consistency explains; users whose userPrincipalName begins with a character the split does not "+
 			"know may be missing (GRAPH_USERS_PARALLEL=1 lists them with one cursor)", st.Users, st.Expected, st.Expected-st.Users))
@@ -152,7 +148,7 @@ func countSlack(expected int) int { return max(10, expected/1000) }
 // runStreams lists the parts in order, streams at a time, and stops every
 // stream at the first failure. It is the one owner of the streams: it
 // starts them, bounds them and cancels them.
-func (ls *listing) runStreams(ctx context.Context, parts []part, streams int, sampled epoch) error {
+func (ls *userListing) runStreams(ctx context.Context, parts []part, streams int, sampled epoch) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -173,10 +169,10 @@ func (ls *listing) runStreams(ctx context.Context, parts []part, streams int, sa
 				if ls.q.Filter != "" {
 					filter = "(" + ls.q.Filter + ") and " + filter
 				}
-				l := ls.newLister(s, "prefix "+odataString(p), ls.usersURL(filter, ls.q.Top, ls.q.Select))
+				r := ls.newReading(s, "prefix "+odataString(p), ls.usersURL(filter, ls.q.Top, ls.q.Select))
 				// The first page's users come again: that is no duplicate.
-				l.mine = []epoch{sampled}
-				if err := l.run(ctx); err != nil {
+				r.mine = []epoch{sampled}
+				if err := r.pg.run(ctx); err != nil {
 					once.Do(func() {
 						firstErr = err
 						cancel(err)
@@ -311,40 +307,28 @@ func withPrefix(members []string, prefix string) []string {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// count asks Graph how many users rawURL's $count counts, with the
+// count asks Graph how many users the listing's $count counts, with the
 // eventual consistency $count needs, retrying as a page would be.
-func (l *lister) count(ctx context.Context, rawURL string) (int, error) {
-	l.header = http.Header{"ConsistencyLevel": {"eventual"}}
-	for attempt := 0; ; attempt++ {
-		n, f := l.countOnce(ctx, rawURL)
-		if f == nil {
-			return n, nil
+func (ls *userListing) count(ctx context.Context) (int, error) {
+	rawURL := ls.g.c.ep.URL("/v1.0/users/$count", "$filter", ls.q.Filter)
+	p := ls.g.newPager("list users", "count", rawURL, nil)
+	p.header = http.Header{"ConsistencyLevel": {"eventual"}}
+	n := 0
+	err := p.fetch(ctx, rawURL, func(resp *http.Response) *failure {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64))
+		if err != nil {
+			return &failure{err: err, why: fmt.Sprintf("the count broke off (%v)", err)}
 		}
-		if f.why == "" || attempt >= l.c.retry.maxRetries {
-			return 0, f.err
+		// Graph writes the count as text, after a byte order mark.
+		text := strings.TrimSpace(strings.TrimPrefix(string(body), "\ufeff"))
+		n, err = strconv.Atoi(text)
+		if err != nil || n < 0 {
+			return &failure{err: fmt.Errorf("graph's count %.20q is not a number of users", text)}
 		}
-		if err := l.retry(ctx, attempt, f); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// countOnce asks for the count once.
-func (l *lister) countOnce(ctx context.Context, rawURL string) (int, *failure) {
-	resp, f := l.open(ctx, rawURL, nil)
-	if f != nil {
-		return 0, f
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64))
+		return nil
+	})
 	if err != nil {
-		return 0, &failure{err: err, why: fmt.Sprintf("the count broke off (%v)", err)}
-	}
-	// Graph writes the count as text, after a byte order mark.
-	text := strings.TrimSpace(strings.TrimPrefix(string(body), "\ufeff"))
-	n, err := strconv.Atoi(text)
-	if err != nil || n < 0 {
-		return 0, &failure{err: fmt.Errorf("graph's count %.20q is not a number of users", text)}
+		return 0, err
 	}
 	return n, nil
 }

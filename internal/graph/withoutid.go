@@ -98,29 +98,29 @@ func (s *sampledWithoutID) take(k contentKey) bool {
 	return true
 }
 
-// emitWithoutID hands over a user without an id unless this reading met it
+// itemWithoutID hands over a user without an id unless this reading met it
 // before, or a split listing's first page handed it over, and warns of the
-// first one of the run.
-func (l *lister) emitWithoutID(user []byte) error {
-	seeds := &l.ls.seen.seeds
+// first one of the call.
+func (r *userReading) itemWithoutID(user []byte) error {
+	seeds := &r.ls.seen.seeds
 	k := contentKey{maphash.Bytes(seeds[0], user), maphash.Bytes(seeds[1], user)}
-	if !l.noID.meet(k) {
+	if !r.noID.meet(k) {
 		return nil
 	}
-	if l.ls.sampled.take(k) {
-		l.noID.hand(k, false)
+	if r.ls.sampled.take(k) {
+		r.noID.hand(k, false)
 		return nil
 	}
-	l.ls.warnWithoutID.Do(func() {
-		l.warn(fmt.Sprintf("page %d: Graph sent a user without an id, though the listing asks for it: "+
+	r.ls.warnWithoutID.Do(func() {
+		r.pg.warn(fmt.Sprintf("page %d: Graph sent a user without an id, though the listing asks for it: "+
 			"it is logged all the same, as is every user without an id, none taken for a duplicate "+
-			"(the summary's withoutId counts them)", l.pages+1))
+			"(the summary's withoutId counts them)", r.pg.pages+1))
 	})
-	if err := l.ls.sink.User(l.stream, user); err != nil {
+	if err := r.ls.sink.User(r.stream, user); err != nil {
 		return err
 	}
-	l.noID.hand(k, true)
-	l.users++
-	l.handed++
+	r.noID.hand(k, true)
+	r.users++
+	r.handedOver++
 	return nil
 }

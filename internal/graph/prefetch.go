@@ -19,12 +19,12 @@ type prefetch struct {
 
 // fetchAhead sends the request for pageURL now and hands its response over
 // later, through take.
-func (l *lister) fetchAhead(ctx context.Context, pageURL string) *prefetch {
+func (pg *pager) fetchAhead(ctx context.Context, pageURL string) *prefetch {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prefetch{url: pageURL, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.resp, p.err = l.get(ctx, pageURL)
+		p.resp, p.err = pg.get(ctx, pageURL)
 	}()
 	return p
 }
