@@ -45,6 +45,7 @@ func deltaJob(t *testing.T, endpoint, name string) *usersjob.Job {
 		Store:          store,
 		StorageSetting: conn.Setting,
 		Function:       "F",
+		HostID:         "app",
 	})
 }
 
@@ -66,9 +67,9 @@ func TestALeaseOnTheStateBlobSaysHowToBreakIt(t *testing.T) {
 	// A state whose link is too old to use: the run lists every user and
 	// then writes the state over it.
 	old := `{"version":1,"link":"https://graph.microsoft.com/v1.0/users/delta?$deltatoken=old","linkSince":"2020-01-01T00:00:00Z"}`
-	_, err = cc.NewBlockBlobClient("state/F.json").UploadBuffer(ctx, []byte(old), nil)
+	_, err = cc.NewBlockBlobClient("state/app/F.json").UploadBuffer(ctx, []byte(old), nil)
 	require.NoError(t, err)
-	lc, err := lease.NewBlobClient(cc.NewBlobClient("state/F.json"), nil)
+	lc, err := lease.NewBlobClient(cc.NewBlobClient("state/app/F.json"), nil)
 	require.NoError(t, err)
 	_, err = lc.AcquireLease(ctx, -1, nil)
 	require.NoError(t, err)
@@ -77,10 +78,10 @@ func TestALeaseOnTheStateBlobSaysHowToBreakIt(t *testing.T) {
 	require.Error(t, err)
 	msg := err.Error()
 	assert.ErrorIs(t, err, storage.ErrLeased)
-	assert.Contains(t, msg, "leased/state/F.json")
+	assert.Contains(t, msg, "leased/state/app/F.json")
 	assert.Contains(t, msg, "AzureWebJobsStorage (GRAPH_USERS_STORAGE names it)")
-	assert.Contains(t, msg, "a lease is held on the blob leased/state/F.json")
-	assert.Contains(t, msg, "az storage blob lease break --account-name devstoreaccount1 --container-name leased --blob-name state/F.json")
+	assert.Contains(t, msg, "a lease is held on the blob leased/state/app/F.json")
+	assert.Contains(t, msg, "az storage blob lease break --account-name devstoreaccount1 --container-name leased --blob-name state/app/F.json")
 	assert.NotContains(t, msg, "someone else wrote it", "nobody wrote it: it is held")
 
 	_, err = lc.BreakLease(ctx, &lease.BlobBreakOptions{BreakPeriod: ptr(int32(0))})
@@ -131,7 +132,7 @@ func TestARefusedAccountKeySaysWhichSettingToFix(t *testing.T) {
 			require.Error(t, err)
 			msg := err.Error()
 			assert.ErrorIs(t, err, storage.ErrAuthentication)
-			assert.Contains(t, msg, name+"/state/F.json")
+			assert.Contains(t, msg, name+"/state/app/F.json")
 			assert.Contains(t, msg, "(AuthenticationFailed)")
 			assert.Contains(t, msg, "storage refused the account key of AzureWebJobsStorage (GRAPH_USERS_STORAGE names it)")
 			assert.NotContains(t, msg, "Storage Blob Data Contributor", "no role is missing")
