@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,8 +35,9 @@ type fixture struct {
 	store  *storage.Container
 	stall  atomic.Bool // stalls the delta pages after the first
 	// hook, when set, runs once as the next delta page is asked for.
-	hook   atomic.Pointer[func()]
-	stdout syncBuffer
+	hook atomic.Pointer[func()]
+	// stdout is the jobs' output, which joblog serialises.
+	stdout bytes.Buffer
 }
 
 // newFixture starts a tenant of users users, whose delta pages after the
@@ -87,7 +87,7 @@ func (f *fixture) job(o usersjob.Options) *usersjob.Job {
 // wrote, by msg.
 func (f *fixture) run(job *usersjob.Job) ([]string, map[string][]map[string]any) {
 	f.t.Helper()
-	f.stdout.reset()
+	f.stdout.Reset()
 	logs, err := job.Run(context.Background())
 	require.NoError(f.t, err)
 	return logs, byMsg(f.t, f.stdout.String())
@@ -187,29 +187,6 @@ func (f *fixture) state() (savedState, []byte) {
 	var st savedState
 	require.NoError(f.t, json.Unmarshal(data, &st))
 	return st, data
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
 }
 
 // drop is the members of obj but those that say when.
