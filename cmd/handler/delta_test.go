@@ -87,24 +87,17 @@ func newDeltaAzure(t *testing.T, users int) (*azure, *hooks) {
 func newDeltaAzureFrom(t *testing.T, o fakeazure.GraphOptions) (*azure, *hooks) {
 	t.Helper()
 	h := &hooks{}
-	a := &azure{clientID: fakeazure.NewClientID(), header: "hdr-" + fakeazure.NewClientID(), token: "tok-" + fakeazure.NewClientID()}
-	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token})
-	o.Token, o.Fault = a.token, h.answer
-	a.graph = fakeazure.NewGraph(o)
-	is := httptest.NewServer(a.identity)
-	t.Cleanup(is.Close)
-	gs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if wrap := h.wrap.Load(); wrap != nil {
-			(*wrap)(w, r, a.graph)
-			return
-		}
-		a.graph.ServeHTTP(w, r)
-	}))
-	t.Cleanup(gs.Close)
-	a.identityURL, a.graphURL = is.URL+fakeazure.AppServicePath, gs.URL
-	t.Setenv("IDENTITY_ENDPOINT", a.identityURL)
-	t.Setenv("IDENTITY_HEADER", a.header)
-	return a, h
+	o.Fault = h.answer
+	tn := fakeazure.NewTenant(t, fakeazure.TenantOptions{Graph: o, AppService: true, Wrap: func(graph http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if wrap := h.wrap.Load(); wrap != nil {
+				(*wrap)(w, r, graph)
+				return
+			}
+			graph.ServeHTTP(w, r)
+		})
+	}})
+	return fromTenant(tn), h
 }
 
 // account is one Azurite for a test function; each subtest takes a

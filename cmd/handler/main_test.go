@@ -82,19 +82,16 @@ func newAzureWith(t *testing.T, users int, fault func(fakeazure.PageRequest) fak
 // says.
 func newAzureFrom(t *testing.T, o fakeazure.GraphOptions, tokenFault func(int) fakeazure.Fault) *azure {
 	t.Helper()
-	a := &azure{clientID: fakeazure.NewClientID(), header: "hdr-" + fakeazure.NewClientID(), token: "tok-" + fakeazure.NewClientID()}
-	a.identity = fakeazure.NewIdentity(fakeazure.IdentityOptions{ClientID: a.clientID, Header: a.header, Token: a.token, Fault: tokenFault})
-	o.Token = a.token
-	a.graph = fakeazure.NewGraph(o)
-	is := httptest.NewServer(a.identity)
-	t.Cleanup(is.Close)
-	gs := httptest.NewServer(a.graph)
-	t.Cleanup(gs.Close)
-	a.identityURL, a.graphURL = is.URL+fakeazure.AppServicePath, gs.URL
-	// MSAL reads the identity source from the process environment.
-	t.Setenv("IDENTITY_ENDPOINT", a.identityURL)
-	t.Setenv("IDENTITY_HEADER", a.header)
-	return a
+	return fromTenant(fakeazure.NewTenant(t, fakeazure.TenantOptions{Graph: o, TokenFault: tokenFault, AppService: true}))
+}
+
+// fromTenant is the fake Azure of a tenant in App Service mode.
+func fromTenant(tn *fakeazure.Tenant) *azure {
+	return &azure{
+		clientID: tn.ClientID, header: tn.Header, token: tn.Token,
+		identity: tn.Identity, graph: tn.Graph,
+		identityURL: tn.IdentityEndpoint, graphURL: tn.URL.String(),
+	}
 }
 
 // settings are the app settings the host would pass for this fake Azure.

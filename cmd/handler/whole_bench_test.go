@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -261,9 +260,7 @@ type benchAzure struct {
 
 func newBenchAzure(b *testing.B, o fakeazure.GraphOptions) *benchAzure {
 	b.Helper()
-	az := &benchAzure{clientID: fakeazure.NewClientID(), header: "hdr-" + fakeazure.NewClientID(),
-		token: "tok-" + fakeazure.NewClientID(), prefixes: map[string]int{}}
-	o.Token = az.token
+	az := &benchAzure{prefixes: map[string]int{}}
 	o.Fault = func(pr fakeazure.PageRequest) fakeazure.Fault {
 		if pr.Path == fakeazure.UsersPath {
 			az.mu.Lock()
@@ -273,13 +270,9 @@ func newBenchAzure(b *testing.B, o fakeazure.GraphOptions) *benchAzure {
 		// A Fault's Delay replaces the Graph's latency: this one can change.
 		return fakeazure.Fault{Delay: time.Duration(az.latency.Load())}
 	}
-	az.graph = fakeazure.NewGraph(o)
-	identity := httptest.NewServer(fakeazure.NewIdentity(fakeazure.IdentityOptions{
-		ClientID: az.clientID, Header: az.header, Token: az.token}))
-	b.Cleanup(identity.Close)
-	graph := httptest.NewServer(az.graph)
-	b.Cleanup(graph.Close)
-	az.identityURL, az.graphURL = identity.URL+fakeazure.AppServicePath, graph.URL
+	tn := fakeazure.NewTenant(b, fakeazure.TenantOptions{Graph: o, AppService: true})
+	az.clientID, az.header, az.token, az.graph = tn.ClientID, tn.Header, tn.Token, tn.Graph
+	az.identityURL, az.graphURL = tn.IdentityEndpoint, tn.URL.String()
 	return az
 }
 

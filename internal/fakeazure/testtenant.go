@@ -26,6 +26,12 @@ type TenantOptions struct {
 	// Wrap, when set, wraps the fake Graph's handler, so that a test can
 	// see or change each request on its way in.
 	Wrap func(http.Handler) http.Handler
+	// AppService serves the identity as App Service and Functions do, at
+	// IDENTITY_ENDPOINT with the IDENTITY_HEADER secret, which NewTenant
+	// sets in the environment for the credential to find; and Graph over
+	// plain http on loopback, as a local run of the Function App reaches
+	// it. Otherwise the identity is IMDS's and Graph is served over TLS.
+	AppService bool
 }
 
 // Tenant is a fake tenant for one test or benchmark: a fake Graph over TLS
@@ -45,14 +51,20 @@ type Tenant struct {
 	ClientID string
 	// Token is the one access token the fake Graph accepts.
 	Token string
+	// IdentityEndpoint is the identity endpoint's URL: IDENTITY_ENDPOINT
+	// in App Service mode, the IMDS server's otherwise.
+	IdentityEndpoint string
+	// Header is the IDENTITY_HEADER secret of App Service mode.
+	Header string
 
 	graph *httptest.Server
 	imds  *httptest.Server
 }
 
-// NewTenant starts a fake tenant and stops it when tb ends. It clears the
-// environment variables that would make the credential use another managed
-// identity source than IMDS, so tb must not run in parallel.
+// NewTenant starts a fake tenant and stops it when tb ends. It sets the
+// environment variables that name the credential's managed identity source
+// (clearing all but App Service's, or all of them for IMDS), so tb must
+// not run in parallel.
 func NewTenant(tb testing.TB, o TenantOptions) *Tenant {
 	tb.Helper()
 	// IMDS is the source when no other is named in the environment.
@@ -60,9 +72,12 @@ func NewTenant(tb testing.TB, o TenantOptions) *Tenant {
 		tb.Setenv(k, "")
 	}
 	tn := &Tenant{ClientID: NewClientID(), Token: "tok-" + NewClientID()}
+	if o.AppService {
+		tn.Header = "hdr-" + NewClientID()
+	}
 	o.Graph.Token = tn.Token
 	tn.Graph = NewGraph(o.Graph)
-	tn.Identity = NewIdentity(IdentityOptions{ClientID: tn.ClientID, Token: tn.Token, Fault: o.TokenFault})
+	tn.Identity = NewIdentity(IdentityOptions{ClientID: tn.ClientID, Header: tn.Header, Token: tn.Token, Fault: o.TokenFault})
 
 	var h http.Handler = tn.Graph
 	if o.Wrap != nil {
@@ -72,10 +87,21 @@ func NewTenant(tb testing.TB, o TenantOptions) *Tenant {
 	tn.graph.Config.ConnState = o.ConnState
 	// A request sent ahead and then abandoned may be cut in its handshake.
 	tn.graph.Config.ErrorLog = log.New(io.Discard, "", 0)
-	tn.graph.StartTLS()
+	if o.AppService {
+		tn.graph.Start()
+	} else {
+		tn.graph.StartTLS()
+	}
 	tb.Cleanup(tn.graph.Close)
 	tn.imds = httptest.NewServer(tn.Identity)
 	tb.Cleanup(tn.imds.Close)
+	tn.IdentityEndpoint = tn.imds.URL
+	if o.AppService {
+		tn.IdentityEndpoint += AppServicePath
+		// MSAL reads the identity source from the process environment.
+		tb.Setenv("IDENTITY_ENDPOINT", tn.IdentityEndpoint)
+		tb.Setenv("IDENTITY_HEADER", tn.Header)
+	}
 
 	u, err := url.Parse(tn.graph.URL)
 	if err != nil {
@@ -86,13 +112,15 @@ func NewTenant(tb testing.TB, o TenantOptions) *Tenant {
 }
 
 // Credential returns a new real managed identity credential for the
-// tenant's identity, which reaches the fake IMDS through its transport.
+// tenant's identity, which reaches the fake IMDS through its transport, or
+// in App Service mode the endpoint the environment names.
 func (tn *Tenant) Credential(tb testing.TB) azcore.TokenCredential {
 	tb.Helper()
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID:            azidentity.ClientID(tn.ClientID),
-		ClientOptions: azcore.ClientOptions{Transport: IMDSTransport(tn.imds.URL)},
-	})
+	o := &azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(tn.ClientID)}
+	if tn.Header == "" {
+		o.ClientOptions.Transport = IMDSTransport(tn.imds.URL)
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(o)
 	if err != nil {
 		tb.Fatalf("fakeazure: managed identity credential: %v", err)
 	}
@@ -100,7 +128,8 @@ func (tn *Tenant) Credential(tb testing.TB) azcore.TokenCredential {
 }
 
 // Transport returns an HTTP client that trusts the fake Graph's
-// certificate, to send a client's requests with.
+// certificate, to send a client's requests with; in App Service mode, a
+// plain one.
 func (tn *Tenant) Transport() *http.Client { return tn.graph.Client() }
 
 // IMDSURL is the fake IMDS server's URL, for an IMDSTransport of its own.

@@ -1,9 +1,6 @@
 package storage
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -66,7 +63,7 @@ func listed(t *testing.T, c *Container) []string {
 	return names
 }
 
-// downloaded is a committed export as a client downloads it: its bytes and
+// downloaded is a committed blob as a client downloads it: its bytes and
 // response headers.
 type downloaded struct {
 	data            []byte
@@ -90,26 +87,6 @@ func download(t *testing.T, c *Container, name string) downloaded {
 		d.contentEncoding = *resp.ContentEncoding
 	}
 	return d
-}
-
-// gunzipLines decompresses data and returns its lines, each checked to be
-// one JSON object.
-func gunzipLines(t *testing.T, data []byte) [][]byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	require.NoError(t, err)
-	var lines [][]byte
-	sc := bufio.NewScanner(zr)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := append([]byte(nil), sc.Bytes()...)
-		var obj map[string]any
-		require.NoError(t, json.Unmarshal(line, &obj), "line %d is one JSON object: %s", len(lines)+1, line)
-		lines = append(lines, line)
-	}
-	require.NoError(t, sc.Err())
-	require.NoError(t, zr.Close())
-	return lines
 }
 
 // entraToken is a credential that mints a token shaped like an Entra ID

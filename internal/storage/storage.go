@@ -1,7 +1,8 @@
 // Package storage is the Function App's storage account, reached through
 // azblob: small JSON blobs written only when nobody else wrote them
-// meanwhile (the delta state), and streamed gzip'd JSON-lines exports that
-// become visible whole or not at all.
+// meanwhile (the delta state), and block blobs streamed from bytes (the
+// exports, whose format is their writer's) that become visible whole or
+// not at all.
 package storage
 
 import (
@@ -73,7 +74,7 @@ type Options struct {
 type Container struct {
 	name   string
 	client *container.Client
-	// blockSize is the size of an export's blocks; tests make it small.
+	// blockSize is the size of a BlobWriter's blocks; tests make it small.
 	blockSize int
 }
 

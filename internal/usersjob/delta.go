@@ -14,22 +14,8 @@ import (
 	"graphuserstimer/internal/storage"
 )
 
-// saveTimeout is how long a run whose deadline has come may still take to
-// keep its place: commit its export and write its state. The run timeout
-// leaves 30 s before the host's functionTimeout.
-const saveTimeout = 15 * time.Second
-
-// afterRun is a context for keeping the run's place: the run's own while it
-// lasts, then one of saveTimeout.
-func afterRun(r *run) (context.Context, context.CancelFunc) {
-	if r.ctx.Err() == nil {
-		return context.WithCancel(r.ctx)
-	}
-	return context.WithTimeout(context.WithoutCancel(r.ctx), saveTimeout)
-}
-
 // runDelta does a delta mode run: a full listing when there is no state yet
-// or its link has expired, a round of changes from the saved link
+// or it cannot be followed, a round of changes from the saved link
 // otherwise. Storage is read before Graph is asked anything.
 func (j *Job) runDelta(r *run) error {
 	if err := j.prepareStore(r); err != nil {
@@ -43,34 +29,12 @@ func (j *Job) runDelta(r *run) error {
 	if err != nil {
 		return fmt.Errorf("read the delta state: %w", j.advise(r.ctx, err, graph.Stats{}))
 	}
-	switch age := r.start.Sub(st.LinkSince); {
-	case !found:
+	if !found {
 		j.noteOldState(r, blob)
 		return j.fullListing(r, blob)
-	case age > linkLifetime:
-		r.warn(fmt.Sprintf("warning: the saved delta link is %s old, older than the 7 days Graph keeps one: listing every user again",
-			age.Round(time.Hour)))
-		return j.fullListing(r, blob)
-	case st.Select != nil && !sameSelect(st.Select, j.opts.Query.Select):
-		r.warn(fmt.Sprintf("warning: GRAPH_USERS_SELECT has changed since the saved delta link was taken (%s then, %s now), "+
-			"and a round reports only the properties its link was taken with: listing every user again",
-			strings.Join(st.Select, ","), strings.Join(j.opts.Query.Select, ",")))
-		return j.fullListing(r, blob)
-	case !j.client.OwnsLink(st.Link) || st.ExportFrom != "" && !j.client.OwnsLink(st.ExportFrom):
-		// The state is another Graph's: its link was saved before
-		// GRAPH_ENDPOINT changed, and that Graph never gets the token.
-		r.warn("warning: the saved delta link is not on GRAPH_ENDPOINT, which has changed since it was saved: listing every user again")
-		return j.fullListing(r, blob)
-	case !isUsersDeltaLink(st.Link) || st.ExportFrom != "" && !isUsersDeltaLink(st.ExportFrom):
-		// Followed, such a link would log every user it lists as changed
-		// and save its links, and every later run would do the same.
-		bad := st.Link
-		if isUsersDeltaLink(bad) {
-			bad = st.ExportFrom
-		}
-		r.warn(fmt.Sprintf("warning: the delta state %s/%s holds a link that is not a users delta link of GRAPH_ENDPOINT "+
-			"(its path is %q, not %s, or it carries no $deltatoken or $skiptoken), such as one edited by hand or "+
-			"another function's: listing every user again", j.opts.Store.Name(), blob.name, linkPath(bad), usersDeltaPath))
+	}
+	if why := j.unusable(r, blob, st); why != "" {
+		r.warn(why)
 		return j.fullListing(r, blob)
 	}
 	from := st.Link
@@ -85,6 +49,35 @@ func (j *Job) runDelta(r *run) error {
 		return j.fullListing(r, blob)
 	}
 	return err
+}
+
+// unusable says why the saved state cannot be followed, as a warning, or
+// is "" when it can.
+func (j *Job) unusable(r *run, blob *stateBlob, st state) string {
+	switch age := r.start.Sub(st.LinkSince); {
+	case age > linkLifetime:
+		return fmt.Sprintf("warning: the saved delta link is %s old, older than the 7 days Graph keeps one: listing every user again",
+			age.Round(time.Hour))
+	case st.Select != nil && !sameSelect(st.Select, j.opts.Query.Select):
+		return fmt.Sprintf("warning: GRAPH_USERS_SELECT has changed since the saved delta link was taken (%s then, %s now), "+
+			"and a round reports only the properties its link was taken with: listing every user again",
+			strings.Join(st.Select, ","), strings.Join(j.opts.Query.Select, ","))
+	case !j.client.OwnsLink(st.Link) || st.ExportFrom != "" && !j.client.OwnsLink(st.ExportFrom):
+		// The state is another Graph's: its link was saved before
+		// GRAPH_ENDPOINT changed, and that Graph never gets the token.
+		return "warning: the saved delta link is not on GRAPH_ENDPOINT, which has changed since it was saved: listing every user again"
+	case !isUsersDeltaLink(st.Link) || st.ExportFrom != "" && !isUsersDeltaLink(st.ExportFrom):
+		// Followed, such a link would log every user it lists as changed
+		// and save its links, and every later run would do the same.
+		bad := st.Link
+		if isUsersDeltaLink(bad) {
+			bad = st.ExportFrom
+		}
+		return fmt.Sprintf("warning: the delta state %s/%s holds a link that is not a users delta link of GRAPH_ENDPOINT "+
+			"(its path is %q, not %s, or it carries no $deltatoken or $skiptoken), such as one edited by hand or "+
+			"another function's: listing every user again", j.opts.Store.Name(), blob.name, linkPath(bad), usersDeltaPath)
+	}
+	return ""
 }
 
 // usersDeltaPath is the path of the users delta function as Graph writes
@@ -174,90 +167,20 @@ func (j *Job) fullListing(r *run, blob *stateBlob) error {
 // lines are written. A round that reaches the run's deadline keeps its
 // place, commits what it exported and succeeds with a warning.
 func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
-	var exp *export
-	if j.opts.Export {
-		var err error
-		if exp, err = j.newExport(r, "changes"); err != nil {
-			return err
-		}
-		defer exp.abort()
+	o, err := j.newOutput(r, "changes", "change")
+	if err != nil {
+		return err
 	}
-	var changed, removed *joblog.ObjectWriter
-	if j.opts.LogEach {
-		changed, removed = j.out.Objects("user changed"), j.out.Objects("user removed")
-	}
-	flush := func() error {
-		if changed == nil {
-			return nil
-		}
-		if err := changed.Flush(); err != nil {
-			return fmt.Errorf("write change lines: %w", err)
-		}
-		if err := removed.Flush(); err != nil {
-			return fmt.Errorf("write change lines: %w", err)
-		}
-		return nil
-	}
-
+	defer o.abort()
 	next := prev
 	next.ExportFrom = ""
-	if exp != nil {
+	if o.exp != nil {
 		// Until its export is committed, a failed run carries on from
 		// where the export began.
 		next.ExportFrom = from
 	}
-	// last is the writer of the latest line: lines gather in two writers,
-	// and a user may come twice on a page, removed and then back; its lines
-	// keep Graph's order, so the other writer's lines go first.
-	var last *joblog.ObjectWriter
-	sink := graph.DeltaSink{
-		Change: func(c graph.Change) error {
-			if changed != nil {
-				w, line := changed, c.JSON
-				if c.Removed != "" {
-					w = removed
-				}
-				if c.Removed != "" && c.ID != "" {
-					line, _ = json.Marshal(struct {
-						ID     string `json:"id"`
-						Reason string `json:"reason"`
-					}{c.ID, c.Removed})
-				}
-				if last != nil && last != w {
-					if err := last.Flush(); err != nil {
-						return fmt.Errorf("write change lines: %w", err)
-					}
-				}
-				last = w
-				if err := w.Write(line); err != nil {
-					return err
-				}
-			}
-			if exp != nil {
-				return exp.write(c.JSON)
-			}
-			return nil
-		},
-		Page: func(link string, last bool, st graph.DeltaStats) error {
-			// The lines first, then the place: a change is logged once, and
-			// a crash repeats one page at most.
-			if err := flush(); err != nil {
-				return err
-			}
-			next.Link = link
-			if last {
-				next.LinkSince = j.opts.Now().UTC()
-			}
-			next.Last = stateRun{At: j.opts.Now().UTC(), Mode: "delta", Changed: st.Changed, Removed: st.Removed, Pages: st.Pages}
-			if err := blob.write(r.ctx, next); err != nil {
-				return fmt.Errorf("save the delta state: %w", err)
-			}
-			return nil
-		},
-		Warn: r.warn,
-	}
-	st, err := j.client.Delta(r.ctx, from, sink)
-	if ferr := flush(); err == nil && ferr != nil {
+	st, err := j.client.Delta(r.ctx, from, j.roundSink(r, o, blob, &next))
+	if ferr := o.flush(); err == nil && ferr != nil {
 		err = ferr
 	}
 	stopped := err != nil && j.opts.RunTimeout > 0 && errors.Is(r.ctx.Err(), context.DeadlineExceeded) &&
@@ -270,29 +193,107 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 			st.Changed+st.Removed, plural(st.Pages, "page"), r.elapsed().Round(time.Millisecond), st.Retries, st.Throttled,
 			j.advise(r.ctx, err, graph.Stats{Pages: st.Pages}))
 	}
-
-	var saved storage.Committed
-	// A round without a change has nothing to export: no empty blob.
-	exported := exp != nil && exp.lines.Load() > 0
-	if exp != nil || stopped {
-		if exported {
-			if saved, err = exp.commit(r); err != nil {
-				return fmt.Errorf("listed %d changes, then could not save their export: %w", st.Changed+st.Removed, err)
-			}
-		}
-		next.ExportFrom = ""
-		next.Last.Stopped = stopped
-		ctx, cancel := afterRun(r)
-		defer cancel()
-		if err := blob.write(ctx, next); err != nil {
-			return fmt.Errorf("save the delta state: %w", j.advise(ctx, err, graph.Stats{Pages: st.Pages}))
-		}
+	if err := j.saveRound(r, o, blob, next, st, stopped); err != nil {
+		return err
 	}
 	if stopped {
 		r.warn(fmt.Sprintf("warning: the delta round reached the run's deadline of %s after %s: its place is saved, "+
 			"and the next run carries on from there", j.opts.RunTimeout, plural(st.Pages, "page")))
 	}
+	o.report("changes listed", roundAttrs(r, st, stopped), roundSummary(r, st))
+	return nil
+}
 
+// roundSink logs and exports each change and, after each page, keeps the
+// round's place in next and the state blob.
+func (j *Job) roundSink(r *run, o *output, blob *stateBlob, next *state) graph.DeltaSink {
+	lines := changeLines{changed: o.lines("user changed"), removed: o.lines("user removed")}
+	return graph.DeltaSink{
+		Change: func(c graph.Change) error {
+			if err := lines.write(c); err != nil {
+				return err
+			}
+			return o.export(c.JSON)
+		},
+		Page: func(link string, last bool, st graph.DeltaStats) error {
+			// The lines first, then the place: a change is logged once, and
+			// a crash repeats one page at most.
+			if err := o.flush(); err != nil {
+				return err
+			}
+			next.Link = link
+			if last {
+				next.LinkSince = j.opts.Now().UTC()
+			}
+			next.Last = stateRun{At: j.opts.Now().UTC(), Mode: "delta", Changed: st.Changed, Removed: st.Removed, Pages: st.Pages}
+			if err := blob.write(r.ctx, *next); err != nil {
+				return fmt.Errorf("save the delta state: %w", err)
+			}
+			return nil
+		},
+		Warn: r.warn,
+	}
+}
+
+// changeLines logs a round's changes in two writers, one for the users
+// changed and one for those removed (both nil without LogEach), keeping
+// Graph's order: a user may come twice on a page, removed and then back,
+// so before a line goes to one writer the other's lines go out.
+type changeLines struct {
+	changed, removed *joblog.ObjectWriter
+	last             *joblog.ObjectWriter // the writer of the latest line
+}
+
+// write logs c: a removal of a user with an id as its id and reason, any
+// other change as Graph sent it.
+func (l *changeLines) write(c graph.Change) error {
+	if l.changed == nil {
+		return nil
+	}
+	w, line := l.changed, c.JSON
+	if c.Removed != "" {
+		w = l.removed
+	}
+	if c.Removed != "" && c.ID != "" {
+		line, _ = json.Marshal(struct {
+			ID     string `json:"id"`
+			Reason string `json:"reason"`
+		}{c.ID, c.Removed})
+	}
+	if l.last != nil && l.last != w {
+		if err := l.last.Flush(); err != nil {
+			return fmt.Errorf("write change lines: %w", err)
+		}
+	}
+	l.last = w
+	return w.Write(line)
+}
+
+// saveRound keeps the place of a round that ended, at its deadline or not:
+// commits its export, if it has a change (a round without one writes no
+// empty blob), then saves the state with no export pending. A round
+// without an export that did not stop saved its place with its last page.
+func (j *Job) saveRound(r *run, o *output, blob *stateBlob, next state, st graph.DeltaStats, stopped bool) error {
+	if o.exp == nil && !stopped {
+		return nil
+	}
+	if o.exportsAny() {
+		if err := o.commit(); err != nil {
+			return fmt.Errorf("listed %d changes, then could not save their export: %w", st.Changed+st.Removed, err)
+		}
+	}
+	next.ExportFrom = ""
+	next.Last.Stopped = stopped
+	ctx, cancel := afterRun(r)
+	defer cancel()
+	if err := blob.write(ctx, next); err != nil {
+		return fmt.Errorf("save the delta state: %w", j.advise(ctx, err, graph.Stats{Pages: st.Pages}))
+	}
+	return nil
+}
+
+// roundAttrs is the result line of a round that ended.
+func roundAttrs(r *run, st graph.DeltaStats, stopped bool) []any {
 	attrs := []any{
 		"mode", "delta",
 		"changed", st.Changed,
@@ -306,24 +307,15 @@ func (j *Job) round(r *run, blob *stateBlob, prev state, from string) error {
 	if stopped {
 		attrs = append(attrs, "stopped", true)
 	}
-	switch {
-	case exported:
-		attrs = append(attrs, "export", saved.Name, "export_bytes", saved.Bytes)
-	case exp != nil:
-		attrs = append(attrs, "exported", false)
-	}
-	j.out.Results().Info("changes listed", attrs...)
+	return attrs
+}
+
+// roundSummary is the sentence of a round that ended.
+func roundSummary(r *run, st graph.DeltaStats) string {
 	summary := fmt.Sprintf("Listed %d changes (%d new or updated users, %d removed) on %s in %s (%d retries, %d throttled responses).",
 		st.Changed+st.Removed, st.Changed, st.Removed, plural(st.Pages, "page"), r.elapsed().Round(time.Millisecond), st.Retries, st.Throttled)
 	if st.WithoutID > 0 {
 		summary += fmt.Sprintf(" %s without an id, each logged.", plural(st.WithoutID, "change"))
 	}
-	switch {
-	case exported:
-		summary += fmt.Sprintf(" Exported to %s/%s (%d bytes).", j.opts.Store.Name(), saved.Name, saved.Bytes)
-	case exp != nil:
-		summary += " Nothing to export: no blob written."
-	}
-	r.note(summary)
-	return nil
+	return summary
 }

@@ -1,4 +1,4 @@
-package storage
+package usersjob
 
 import (
 	"compress/gzip"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"graphuserstimer/internal/azurite"
+	"graphuserstimer/internal/fakeazure"
+	"graphuserstimer/internal/storage"
 )
 
 // listingNsPerUser is what listing a user costs the handler (graph's
@@ -20,21 +22,21 @@ const listingNsPerUser = 2500
 func benchLines(n int) (lines [][]byte, raw int64) {
 	lines = make([][]byte, n)
 	for i := range lines {
-		lines[i] = userLine(i)
+		lines[i] = fakeazure.UserJSON(i, fakeazure.DefaultProperties)
 		raw += int64(len(lines[i]) + 1)
 	}
 	return lines, raw
 }
 
 // BenchmarkGzipLevels measures compressing an export's lines at each gzip
-// level, as Export writes them: one Write a line. It reports wall and CPU
+// level, as gzipLines writes them: one Write a line. It reports wall and CPU
 // ns/user, the compressed B/user, the compression ratio, and x-listing, the
 // CPU as a share of the listing's per user (the budget is 0.5). CPU is the
 // process's, as the listing's figure is: wall time counts the moments other
 // work on the machine holds the core. fakeazure's users
 // repeat more than a real directory's, so real ratios are somewhat lower.
 //
-//	go test -run '^$' -bench BenchmarkGzipLevels -benchtime 20x ./internal/storage
+//	go test -run '^$' -bench BenchmarkGzipLevels -benchtime 20x ./internal/usersjob
 func BenchmarkGzipLevels(b *testing.B) {
 	const users = 10_000
 	lines, raw := benchLines(users)
@@ -86,21 +88,21 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// BenchmarkExport exports 100,000 users to Azurite through Export, 1 MiB
-// blocks, and reports the CPU this process spent per user (compression,
+// BenchmarkExport exports 100,000 users to Azurite in the exports' format
+// through storage's BlobWriter, 1 MiB blocks, and reports the CPU this process spent per user (compression,
 // staging, HTTP; Azurite's own is not counted), the wall time per user, the
 // blob's B/user, and x-listing, the CPU as a share of the listing's.
 //
-//	go test -run '^$' -bench BenchmarkExport$ -benchtime 3x ./internal/storage
+//	go test -run '^$' -bench BenchmarkExport$ -benchtime 3x ./internal/usersjob
 func BenchmarkExport(b *testing.B) {
 	const users = 100_000
 	lines, _ := benchLines(users)
 	s := azurite.Start(b)
-	conn, err := ParseConnection("AzureWebJobsStorage", func(string) string { return s.ConnectionString() }, "")
+	conn, err := storage.ParseConnection("AzureWebJobsStorage", func(string) string { return s.ConnectionString() }, "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := Open(conn, "bench", &Options{Transport: s.Client()})
+	c, err := storage.Open(conn, "bench", &storage.Options{Transport: s.Client()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,16 +114,23 @@ func BenchmarkExport(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		before := cpuTime(b)
-		e, err := c.NewExport(b.Context(), fmt.Sprintf("users-%d.jsonl.gz", n))
+		w, err := c.NewBlobWriter(b.Context(), fmt.Sprintf("users-%d", n)+jsonLinesGzip.ext, jsonLinesGzip.contentType)
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc, err := jsonLinesGzip.newEncoder(w)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, l := range lines {
-			if err := e.WriteLine(l); err != nil {
+			if err := enc.Encode(l); err != nil {
 				b.Fatal(err)
 			}
 		}
-		done, err := e.Commit(b.Context())
+		if err := enc.Close(); err != nil {
+			b.Fatal(err)
+		}
+		done, err := w.Commit(b.Context())
 		if err != nil {
 			b.Fatal(err)
 		}
