@@ -112,7 +112,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		}
 	}
 	job := usersjob.New(client, out, usersjob.Options{
-		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, Top: cfg.PageSize, Streams: cfg.Parallel},
+		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, PageSize: cfg.PageSize, Streams: cfg.Parallel},
 		Mode:           usersjob.Mode(cfg.Mode),
 		LogEach:        cfg.LogEach,
 		Export:         cfg.Export,

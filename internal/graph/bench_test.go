@@ -139,7 +139,7 @@ func newBenchTenant(b *testing.B, users int, fault func(fakeazure.PageRequest) f
 		first: fmt.Sprintf("%s/v1.0/users?$select=%s&$top=%d",
 			endpoint, url.QueryEscape(strings.Join(fakeazure.DefaultProperties, ",")), benchPageSize),
 		client: client,
-		query:  graph.Query{Select: fakeazure.DefaultProperties, Top: benchPageSize},
+		query:  graph.Query{Select: fakeazure.DefaultProperties, PageSize: benchPageSize},
 		out:    joblog.New(io.Discard, io.Discard, slog.LevelInfo),
 		pipeline: azruntime.NewPipeline("baseline", "v0.0.0", azruntime.PipelineOptions{
 			PerRetry: []policy.Policy{azruntime.NewBearerTokenPolicy(cred, []string{scope}, nil)},

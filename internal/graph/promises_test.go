@@ -123,7 +123,7 @@ func TestListUsersFollowsARedirectOnlyOnGraphsOwnOrigin(t *testing.T) {
 			tn, _ = newRecordedTenant(t, 150, func(uris *requestURIs, pr fakeazure.PageRequest) fakeazure.Fault {
 				return tt.fault(tn, uris, pr)
 			})
-			ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+			ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 			if tt.wantErr == "" {
 				require.NoError(t, err)
 				assertEveryUserOnce(t, ids, 150)
@@ -144,7 +144,7 @@ func TestListUsersRefusesEndlessRedirects(t *testing.T) {
 	tn, _ = newRecordedTenant(t, 10, func(uris *requestURIs, pr fakeazure.PageRequest) fakeazure.Fault {
 		return fakeazure.Fault{Status: 307, Header: http.Header{"Location": {tn.URL.String() + uris.current() + "&again=1"}}}
 	})
-	_, _, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	_, _, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	var re *graph.RedirectError
 	require.ErrorAs(t, err, &re)
 	assert.Contains(t, err.Error(), "more than 5 redirects")
@@ -179,7 +179,7 @@ func TestListUsersStopsAtALinkThatLoopsBack(t *testing.T) {
 				}
 				return f
 			})
-			ids, _, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+			ids, _, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 			require.ErrorIs(t, err, graph.ErrLinkLoop)
 			for id, n := range ids {
 				assert.Equal(t, 1, n, "user %s", id)
@@ -203,7 +203,7 @@ func TestListUsersLogsAUserGraphRepeatsOnceAndCountsIt(t *testing.T) {
 		}
 		return fakeazure.Fault{}
 	})
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	require.NoError(t, err)
 	assertEveryUserOnce(t, ids, 250)
 	assert.Equal(t, 10, st.Duplicates)
@@ -220,7 +220,7 @@ func TestListUsersCountsNoDuplicatesForPagesReadAgain(t *testing.T) {
 		}
 		return fakeazure.Fault{}
 	}, tenantOptions{})
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	require.NoError(t, err)
 	assertEveryUserOnce(t, ids, 250)
 	assert.Equal(t, 1, st.Restarts)
@@ -237,7 +237,7 @@ func TestListUsersGetsANewTokenWhenGraphRefusesOneThatWorked(t *testing.T) {
 	}, tenantOptions{})
 	var warnings []string
 	ids := map[string]int{}
-	st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 50}, graph.Sink{
+	st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, PageSize: 50}, graph.Sink{
 		User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
 		Warn: func(msg string) { warnings = append(warnings, msg) },
 	})
@@ -256,7 +256,7 @@ func TestListUsersFailsWhenGraphRefusesTheNewTokenToo(t *testing.T) {
 		}
 		return fakeazure.Fault{}
 	}, tenantOptions{})
-	_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	var re *graph.ResponseError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 401, re.StatusCode)
@@ -276,7 +276,7 @@ func TestListUsersBoundsATokenEndpointThatHangs(t *testing.T) {
 	require.NoError(t, err)
 	var warnings atomic.Int32
 	start := time.Now()
-	_, err = client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 50}, graph.Sink{
+	_, err = client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, PageSize: 50}, graph.Sink{
 		User: func(int, []byte) error { return nil },
 		Warn: func(string) { warnings.Add(1) },
 	})
@@ -297,7 +297,7 @@ func TestListUsersRetriesAPageThatCameWholeButInvalidOnceOnly(t *testing.T) {
 		return fakeazure.Fault{}
 	}, tenantOptions{})
 	var warnings []string
-	_, st, err := tn.listWarn(t, graph.Query{Select: []string{"id"}, Top: 50}, &warnings)
+	_, st, err := tn.listWarn(t, graph.Query{Select: []string{"id"}, PageSize: 50}, &warnings)
 	var se *graph.PageSyntaxError
 	require.ErrorAs(t, err, &se)
 	assert.Contains(t, err.Error(), "not a valid page, 2 times")
@@ -331,7 +331,7 @@ func TestListUsersAnnouncesTheOneRetryOfAPageThatCameWholeButInvalid(t *testing.
 				return fakeazure.Fault{}
 			}, tenantOptions{})
 			var warnings []string
-			ids, st, err := tn.listWarn(t, graph.Query{Select: []string{"id"}, Top: 50}, &warnings)
+			ids, st, err := tn.listWarn(t, graph.Query{Select: []string{"id"}, PageSize: 50}, &warnings)
 			require.NoError(t, err)
 			assertEveryUserOnce(t, ids, 150)
 			assert.Equal(t, len(tt.faults), st.Retries)
@@ -350,7 +350,7 @@ func TestListUsersRetriesACutPageWithTheWholeBudget(t *testing.T) {
 		}
 		return fakeazure.Fault{}
 	}, tenantOptions{})
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	require.NoError(t, err)
 	assertEveryUserOnce(t, ids, 150)
 	assert.Equal(t, 5, st.Retries)

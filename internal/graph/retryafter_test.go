@@ -31,7 +31,7 @@ func TestListUsersFailsAtOnceOnEveryWaitOverTheLimit(t *testing.T) {
 		t.Run(retryAfter, func(t *testing.T) {
 			tn := newFaultyTenant(t, 5, throttledOnce(retryAfter), tenantOptions{})
 			start := time.Now()
-			_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+			_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 10})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "over the 1m0s limit")
 			var re *graph.ResponseError
@@ -50,7 +50,7 @@ func TestListUsersBacksOffWhenRetryAfterIsNoNumber(t *testing.T) {
 			tn := newFaultyTenant(t, 5, throttledOnce(retryAfter), tenantOptions{})
 			var warnings []string
 			ids := map[string]int{}
-			st, err := tn.client.ListUsers(t.Context(), graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{
+			st, err := tn.client.ListUsers(t.Context(), graph.Query{Select: []string{"id"}, PageSize: 10}, graph.Sink{
 				User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
 				Warn: func(msg string) { warnings = append(warnings, msg) },
 			})
@@ -96,7 +96,7 @@ func TestListUsersRetriesAtOnceWhenGraphAsksForNoWait(t *testing.T) {
 			defer cancel()
 			var warnings []string
 			users := 0
-			st, err := client.ListUsers(ctx, graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{
+			st, err := client.ListUsers(ctx, graph.Query{Select: []string{"id"}, PageSize: 10}, graph.Sink{
 				User: func(int, []byte) error { users++; return nil },
 				Warn: func(msg string) { warnings = append(warnings, msg) },
 			})

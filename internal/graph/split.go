@@ -106,8 +106,8 @@ func (ls *userListing) split(ctx context.Context, first *userReading, more strin
 		insensitive = false
 	}
 
-	parts := planSplit(smp.upns, expected, insensitive, ls.q.Top, ls.q.Streams)
-	if countErr == nil && ceilDiv(expected, max(ls.q.Top, 1))-1 <= splitBound(parts, ls.q.Streams) {
+	parts := planSplit(smp.upns, expected, insensitive, ls.q.PageSize, ls.q.Streams)
+	if countErr == nil && ceilDiv(expected, max(ls.q.PageSize, 1))-1 <= splitBound(parts, ls.q.Streams) {
 		// The pages left to the first cursor take no more round trips
 		// than the split would, and cost fewer requests: it goes on.
 		return first.pg.resume(ctx, more, first)
@@ -169,7 +169,7 @@ func (ls *userListing) runStreams(ctx context.Context, parts []part, streams int
 				if ls.q.Filter != "" {
 					filter = "(" + ls.q.Filter + ") and " + filter
 				}
-				r := ls.newReading(s, "prefix "+odataString(p), ls.usersURL(filter, ls.q.Top, ls.q.Select))
+				r := ls.newReading(s, "prefix "+odataString(p), ls.usersURL(filter, ls.q.PageSize, ls.q.Select))
 				// The first page's users come again: that is no duplicate.
 				r.mine = []epoch{sampled}
 				if err := r.pg.run(ctx); err != nil {

@@ -76,7 +76,7 @@ func isPart(pr fakeazure.PageRequest) bool {
 	return pr.Path == fakeazure.UsersPath && pr.Prefix != "" && len(pr.Prefix) <= 4
 }
 
-var splitQuery = graph.Query{Select: []string{"id", "displayName", "userPrincipalName"}, Top: 999, Streams: 16}
+var splitQuery = graph.Query{Select: []string{"id", "displayName", "userPrincipalName"}, PageSize: 999, Streams: 16}
 
 func TestListUsersOfATenantThatFitsOnePageCostsOneRequest(t *testing.T) {
 	tn := newSplitTenant(t, 700, fakeazure.GraphOptions{}, nil)
@@ -116,7 +116,7 @@ func TestListUsersSplitsWithTheFilterOfTheSettings(t *testing.T) {
 	tn := newSplitTenant(t, 8_000, fakeazure.GraphOptions{}, nil)
 	q := splitQuery
 	q.Filter = "userType eq 'Guest'"
-	q.Top = 100
+	q.PageSize = 100
 	r := listSplit(t, tn, q)
 	require.NoError(t, r.err)
 	guests := 0

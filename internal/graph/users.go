@@ -15,8 +15,8 @@ type Query struct {
 	Select []string
 	// Filter is an OData $filter, or empty for every user.
 	Filter string
-	// Top is the page size, 1 to 999.
-	Top int
+	// PageSize is the page size, sent as $top: 1 to 999.
+	PageSize int
 	// Streams is how many listings may run at once when the users do not
 	// fit on one page: each lists the users whose userPrincipalName starts
 	// with one prefix. 0 or 1 is a single cursor.
@@ -111,7 +111,7 @@ type userListing struct {
 // list lists every user, with one cursor, or split into streams when the
 // query allows it and the first page shows there is more than one.
 func (ls *userListing) list(ctx context.Context) error {
-	first := ls.newReading(0, "", ls.usersURL(ls.q.Filter, ls.q.Top, ls.q.Select))
+	first := ls.newReading(0, "", ls.usersURL(ls.q.Filter, ls.q.PageSize, ls.q.Select))
 	ls.g.tally.add(func(st *Stats) { st.Streams = 1 })
 	if ls.q.Streams <= 1 {
 		return first.pg.run(ctx)

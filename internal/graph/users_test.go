@@ -94,7 +94,7 @@ func assertEveryUserOnce(t *testing.T, ids map[string]int, users int) {
 func TestListUsersFollowsEveryPageOverTLS(t *testing.T) {
 	const users = 2_345
 	tn := newTenant(t, users)
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id", "displayName"}, Top: 100})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id", "displayName"}, PageSize: 100})
 	require.NoError(t, err)
 
 	assertEveryUserOnce(t, ids, users)
@@ -106,7 +106,7 @@ func TestListUsersFollowsEveryPageOverTLS(t *testing.T) {
 
 func TestListUsersWithTheLargestPages(t *testing.T) {
 	tn := newTenant(t, 2_000)
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 999})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 999})
 	require.NoError(t, err)
 	assertEveryUserOnce(t, ids, 2_000)
 	assert.Equal(t, 3, st.Pages)
@@ -114,7 +114,7 @@ func TestListUsersWithTheLargestPages(t *testing.T) {
 
 func TestListUsersOfAnEmptyTenant(t *testing.T) {
 	tn := newTenant(t, 0)
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 10})
 	require.NoError(t, err)
 	assert.Empty(t, ids)
 	assert.Equal(t, graph.Stats{Pages: 1, Streams: 1}, st)
@@ -123,7 +123,7 @@ func TestListUsersOfAnEmptyTenant(t *testing.T) {
 func TestListUsersSendsTheFilter(t *testing.T) {
 	tn := newTenant(t, 250)
 	// Users 100 to 199 have user principal names starting "user0001".
-	ids, _, err := tn.list(t, graph.Query{Select: []string{"id", "displayName"}, Filter: "startswith(userPrincipalName,'user0001')", Top: 30})
+	ids, _, err := tn.list(t, graph.Query{Select: []string{"id", "displayName"}, Filter: "startswith(userPrincipalName,'user0001')", PageSize: 30})
 	require.NoError(t, err)
 	assert.Len(t, ids, 100)
 	for i := 100; i < 200; i++ {
@@ -133,7 +133,7 @@ func TestListUsersSendsTheFilter(t *testing.T) {
 
 func TestListUsersPassesGraphsRefusalOn(t *testing.T) {
 	tn := newTenant(t, 10)
-	_, st, err := tn.list(t, graph.Query{Select: []string{"id", "noSuchProperty"}, Top: 10})
+	_, st, err := tn.list(t, graph.Query{Select: []string{"id", "noSuchProperty"}, PageSize: 10})
 	require.Error(t, err)
 	var ge *graph.ResponseError
 	require.ErrorAs(t, err, &ge)
@@ -147,7 +147,7 @@ func TestListUsersStopsWhenTheSinkFails(t *testing.T) {
 	tn := newTenant(t, 50)
 	stop := fmt.Errorf("stdout closed")
 	n := 0
-	st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{
+	st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, PageSize: 10}, graph.Sink{
 		User: func(int, []byte) error {
 			if n++; n == 15 {
 				return stop
@@ -165,7 +165,7 @@ func TestListUsersEndsWithTheContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	<-ctx.Done()
-	_, err := tn.client.ListUsers(ctx, graph.Query{Select: []string{"id"}, Top: 10}, graph.Sink{User: func(int, []byte) error { return nil }})
+	_, err := tn.client.ListUsers(ctx, graph.Query{Select: []string{"id"}, PageSize: 10}, graph.Sink{User: func(int, []byte) error { return nil }})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -182,7 +182,7 @@ func TestListUsersDrainsAThrottledResponseAndReusesItsConnection(t *testing.T) {
 		}
 	}})
 	// One page, so that no request goes out ahead on a connection of its own.
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	require.NoError(t, err)
 	assertEveryUserOnce(t, ids, 30)
 	assert.Equal(t, 2, st.Throttled)
@@ -199,7 +199,7 @@ func TestListUsersWaitsAsLongAsAnHTTPDateSays(t *testing.T) {
 		}
 		return fakeazure.Fault{}
 	}, tenantOptions{})
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 10})
 	require.NoError(t, err)
 	assert.Len(t, ids, 5)
 	assert.Equal(t, 1, st.Throttled)
@@ -213,7 +213,7 @@ func TestListUsersRefusesANextLinkThatDropsTLS(t *testing.T) {
 		// The same host and port as the https endpoint, over plain http.
 		return fakeazure.Fault{NextLink: "http://" + tn.URL.Host + "/v1.0/users?$skiptoken=x"}
 	}, tenantOptions{})
-	_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 10})
+	_, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 10})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "refusing to send the token to http://"+tn.URL.Host)
 	assert.Equal(t, 10, st.Users)
@@ -242,7 +242,7 @@ func (tl *timeline) fault(f fakeazure.Fault) func(fakeazure.PageRequest) fakeazu
 func (tl *timeline) list(t *testing.T, tn *tenant) map[string]int {
 	t.Helper()
 	ids := map[string]int{}
-	_, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id", "displayName"}, Top: 50}, graph.Sink{
+	_, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id", "displayName"}, PageSize: 50}, graph.Sink{
 		User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
 		Page: func(int, graph.Stats) { tl.done = append(tl.done, time.Now()) },
 	})
@@ -291,7 +291,7 @@ func TestListUsersUsesThePageFetchedAheadAcrossRereadsOfItsPage(t *testing.T) {
 		}
 		return fakeazure.Fault{}
 	}, tenantOptions{})
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	var re *graph.ResponseError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 403, re.StatusCode)
@@ -307,7 +307,7 @@ func TestListUsersAbandonsThePageFetchedAheadWhenItsPageFails(t *testing.T) {
 		}
 		return fakeazure.Fault{}
 	}, tenantOptions{})
-	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, Top: 50})
+	ids, st, err := tn.list(t, graph.Query{Select: []string{"id"}, PageSize: 50})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "page body broken 7 times")
 	assert.Len(t, ids, 20, "the users read before the break, each once")
@@ -332,7 +332,7 @@ func TestListUsersGivesUpAStalledPageAndReadsItAgain(t *testing.T) {
 			var warnings []string
 			ids := map[string]int{}
 			start := time.Now()
-			st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, Top: 50}, graph.Sink{
+			st, err := tn.client.ListUsers(context.Background(), graph.Query{Select: []string{"id"}, PageSize: 50}, graph.Sink{
 				User: func(_ int, u []byte) error { ids[idOf(t, u)]++; return nil },
 				Warn: func(msg string) { warnings = append(warnings, msg) },
 			})

@@ -100,7 +100,7 @@ func warnedOnce(t *testing.T, warnings []string) {
 func TestListUsersLogsEveryUserWithoutAnID(t *testing.T) {
 	// accountEnabled alone: users without an id are alike, many of them
 	// byte for byte.
-	q := graph.Query{Select: []string{"id", "accountEnabled"}, Top: 100}
+	q := graph.Query{Select: []string{"id", "accountEnabled"}, PageSize: 100}
 	tests := []struct {
 		name     string
 		fault    func(pr fakeazure.PageRequest) fakeazure.Fault
@@ -191,7 +191,7 @@ func TestListUsersLogsEveryUserWithoutAnIDInStreams(t *testing.T) {
 			w := newWithoutIDs(t, users, true, func(pr fakeazure.PageRequest) fakeazure.Fault {
 				return fakeazure.Fault{WithoutID: pr.Path == fakeazure.UsersPath}
 			})
-			q := graph.Query{Select: sel, Top: 999, Streams: 16}
+			q := graph.Query{Select: sel, PageSize: 999, Streams: 16}
 			want := w.expected(t, q)
 			r := listHeld(t, w.tenant, q)
 			require.NoError(t, r.err)

@@ -77,7 +77,7 @@ func (f *fixture) onDelta(h func()) { f.hook.Store(&h) }
 // job is a job of function F of the app "app" with o's mode and
 // timeout, logging and exporting every user or change, 100 a page.
 func (f *fixture) job(o usersjob.Options) *usersjob.Job {
-	o.Query = graph.Query{Select: []string{"id", "displayName", "jobTitle"}, Top: 100, Streams: o.Query.Streams}
+	o.Query = graph.Query{Select: []string{"id", "displayName", "jobTitle"}, PageSize: 100, Streams: o.Query.Streams}
 	o.LogEach, o.Export = true, true
 	o.Store, o.StorageSetting, o.Function, o.HostID = f.store, "AzureWebJobsStorage", "F", "app"
 	return usersjob.New(f.client, joblog.New(&f.stdout, io.Discard, slog.LevelInfo), o)

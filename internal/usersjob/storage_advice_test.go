@@ -40,7 +40,7 @@ func deltaJob(t *testing.T, endpoint, name string) *usersjob.Job {
 	store, err := storage.Open(conn, name, nil)
 	require.NoError(t, err)
 	return usersjob.New(newClient(t, 150), joblog.New(&bytes.Buffer{}, &bytes.Buffer{}, slog.LevelInfo), usersjob.Options{
-		Query:          graph.Query{Select: []string{"id"}, Top: 100},
+		Query:          graph.Query{Select: []string{"id"}, PageSize: 100},
 		Mode:           usersjob.Delta,
 		Store:          store,
 		StorageSetting: conn.Setting,

@@ -31,7 +31,7 @@ func newClient(t *testing.T, users int) *graph.Client {
 func TestRunWithoutUserLinesLogsTheSummaryAlone(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	job := usersjob.New(newClient(t, 450), joblog.New(&stdout, &stderr, slog.LevelInfo), usersjob.Options{
-		Query: graph.Query{Select: []string{"id"}, Top: 100},
+		Query: graph.Query{Select: []string{"id"}, PageSize: 100},
 	})
 	logs, err := job.Run(context.Background())
 	require.NoError(t, err)
@@ -54,7 +54,7 @@ func TestRunWithoutUserLinesLogsTheSummaryAlone(t *testing.T) {
 func TestRunLogsProgressEveryNPages(t *testing.T) {
 	var stdout bytes.Buffer
 	job := usersjob.New(newClient(t, 95), joblog.New(&stdout, &bytes.Buffer{}, slog.LevelInfo), usersjob.Options{
-		Query: graph.Query{Select: []string{"id"}, Top: 10}, ProgressEvery: 3,
+		Query: graph.Query{Select: []string{"id"}, PageSize: 10}, ProgressEvery: 3,
 	})
 	_, err := job.Run(context.Background())
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func (brokenWriter) Write([]byte) (int, error) { return 0, errors.New("broken pi
 func TestRunFailsWhenUserLinesCannotBeWritten(t *testing.T) {
 	var stderr bytes.Buffer
 	job := usersjob.New(newClient(t, 2000), joblog.New(brokenWriter{}, &stderr, slog.LevelInfo), usersjob.Options{
-		Query: graph.Query{Select: []string{"id", "displayName"}, Top: 999}, LogEach: true,
+		Query: graph.Query{Select: []string{"id", "displayName"}, PageSize: 999}, LogEach: true,
 	})
 	_, err := job.Run(context.Background())
 	require.Error(t, err, "a listing whose lines are lost is not a success")
