@@ -22,7 +22,10 @@ func (j *Job) listAll(r *run, mode string) (graph.Stats, error) {
 		err = ferr
 	}
 	if err == nil {
-		err = o.commit()
+		if err := o.commit(); err != nil {
+			// The commit has said what to do about storage.
+			return st, fmt.Errorf("listed %s, then could not save their export: %w", progress(st), err)
+		}
 	}
 	if err != nil {
 		return st, fmt.Errorf("stopped after %s in %s (%d retries, %d throttled): %w",

@@ -36,6 +36,9 @@ type fixture struct {
 	stall  atomic.Bool // stalls the delta pages after the first
 	// hook, when set, runs once as the next delta page is asked for.
 	hook atomic.Pointer[func()]
+	// usersHook, when set, runs once as /v1.0/users page usersAt is asked for.
+	usersHook atomic.Pointer[func()]
+	usersAt   int
 	// stdout is the jobs' output, which joblog serialises.
 	stdout bytes.Buffer
 }
@@ -49,6 +52,11 @@ func newFixture(t *testing.T, users int) *fixture {
 		Fault: func(pr fakeazure.PageRequest) fakeazure.Fault {
 			if h := f.hook.Swap(nil); h != nil && pr.Path == fakeazure.UsersDeltaPath {
 				(*h)()
+			}
+			if pr.Path != fakeazure.UsersDeltaPath && pr.Page == f.usersAt {
+				if h := f.usersHook.Swap(nil); h != nil {
+					(*h)()
+				}
 			}
 			if f.stall.Load() && pr.Path == fakeazure.UsersDeltaPath && pr.Page > 0 {
 				return fakeazure.Fault{Stall: true}
@@ -362,4 +370,22 @@ func TestAStateSomeoneElseWroteIsNotOverwritten(t *testing.T) {
 	_, data := f.state()
 	assert.Equal(t, string(theirs), string(data), "their state stands")
 	assert.Empty(t, f.blobs("changes/app/"), "a round that could not keep its place exports nothing")
+}
+
+func TestAnExportThatCannotBeSavedSaysWhatToDoOnce(t *testing.T) {
+	f := newFixture(t, 1000)
+	job := f.job(usersjob.Options{Query: graph.Query{Streams: 1}})
+	// Storage stops while the listing runs, after the container was made:
+	// the export's one block can be neither staged nor committed.
+	f.usersAt = 5
+	stop := f.srv.Stop
+	f.usersHook.Store(&stop)
+	_, err := job.Run(context.Background())
+	require.Error(t, err)
+	msg := err.Error()
+	assert.Contains(t, msg, "listed 1000 users on 10 pages, then could not save their export")
+	assert.Equal(t, 1, strings.Count(msg, "the storage account did not answer"), "the advice is given once: %s", msg)
+
+	f.srv.Restart()
+	assert.Empty(t, f.blobs("users/"), "no export is ever partly visible")
 }
