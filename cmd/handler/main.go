@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -82,48 +83,10 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		routeSDKLog(log)
 	}
 
-	// MSAL picks the identity source from the process environment once, here:
-	// the App Service endpoint when IDENTITY_ENDPOINT and IDENTITY_HEADER are
-	// set, IMDS otherwise.
-	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ID: azidentity.ClientID(cfg.ClientID),
-	})
-	if err != nil {
-		return fmt.Errorf("managed identity %s: %w", cfg.ClientID, err)
-	}
-	client, err := graph.NewClient(cfg.GraphEndpoint, cred, nil)
+	job, err := newJob(cfg, app, root, runTimeout, getenv, out)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	var hostID string
-	if store != nil {
-		// The state and the exports are kept under it, apart from those of
-		// other apps sharing the storage account.
-		if hostID, err = customhandler.HostID(getenv, root); err != nil {
-			return err
-		}
-		if storage.LooksSecret(hostID) {
-			// It names blobs, which summaries print.
-			return storage.SecretError(customhandler.HostIDSetting, "the app's own host ID, lowercase letters, digits and dashes")
-		}
-	}
-	job := usersjob.New(client, out, usersjob.Options{
-		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, PageSize: cfg.PageSize, Streams: cfg.Parallel},
-		Mode:           usersjob.Mode(cfg.Mode),
-		LogEach:        cfg.LogEach,
-		Export:         cfg.Export,
-		Store:          store,
-		StorageSetting: cfg.Storage.Setting,
-		Function:       app.Function.Name,
-		HostID:         hostID,
-		ClientID:       cfg.ClientID,
-		IdentitySource: identitySource(getenv),
-		RunTimeout:     runTimeout,
-	})
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -142,6 +105,54 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		log.Info("handler stopped", "reason", cause.Error())
 	}
 	return err
+}
+
+// newJob builds the job once, with the credential and the pipeline whose
+// token cache every invocation shares.
+func newJob(cfg config.Config, app customhandler.App, root string, runTimeout time.Duration,
+	getenv func(string) string, out *joblog.Output) (*usersjob.Job, error) {
+	// MSAL picks the identity source from the process environment once, here:
+	// the App Service endpoint when IDENTITY_ENDPOINT and IDENTITY_HEADER are
+	// set, IMDS otherwise.
+	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ID: azidentity.ClientID(cfg.ClientID),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("managed identity %s: %w", cfg.ClientID, err)
+	}
+	client, err := graph.NewClient(cfg.GraphEndpoint, cred, nil)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var hostID string
+	if store != nil {
+		// The state and the exports are kept under it, apart from those of
+		// other apps sharing the storage account.
+		if hostID, err = customhandler.HostID(getenv, root); err != nil {
+			return nil, err
+		}
+		if storage.LooksSecret(hostID) {
+			// It names blobs, which summaries print.
+			return nil, storage.SecretError(customhandler.HostIDSetting, "the app's own host ID, lowercase letters, digits and dashes")
+		}
+	}
+	return usersjob.New(client, out, usersjob.Options{
+		Query:          graph.Query{Select: cfg.Select, Filter: cfg.Filter, PageSize: cfg.PageSize, Streams: cfg.Parallel},
+		Mode:           usersjob.Mode(cfg.Mode),
+		LogEach:        cfg.LogEach,
+		Export:         cfg.Export,
+		Store:          store,
+		StorageSetting: cfg.Storage.Setting,
+		Function:       app.Function.Name,
+		HostID:         hostID,
+		ClientID:       cfg.ClientID,
+		IdentitySource: identitySource(getenv),
+		RunTimeout:     runTimeout,
+	}), nil
 }
 
 // openStore opens the container of the delta state and the exports, when
