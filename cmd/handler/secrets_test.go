@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha512"
-	"encoding/base64"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,16 +18,7 @@ import (
 )
 
 func TestStartUpNeverRepeatsASecretPastedIntoAnySetting(t *testing.T) {
-	sum := sha512.Sum512([]byte("the account key of a storage account in production"))
-	key := base64.StdEncoding.EncodeToString(sum[:]) // 88 characters, as a real key
-	sig := base64.StdEncoding.EncodeToString(sum[:32])
-	values := map[string]string{
-		"a connection string": "DefaultEndpointsProtocol=https;AccountName=prodaccount;AccountKey=" + key + ";EndpointSuffix=core.windows.net",
-		"a SAS URL":           "https://prodaccount.blob.core.windows.net/?sv=2022-11-02&ss=b&srt=co&sp=rwdlac&se=2030-01-01T00:00:00Z&sig=" + url.QueryEscape(sig),
-		"an account key":      key,
-		// A slash alone would refuse a value in some settings.
-		"a key that holds no slash": strings.ReplaceAll(key, "/", "A"),
-	}
+	values := fakeazure.PastedSecrets()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
 	// Every setting the handler reads, and every setting of the storage
@@ -65,7 +53,7 @@ func TestStartUpNeverRepeatsASecretPastedIntoAnySetting(t *testing.T) {
 				err := run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr)
 				require.Error(t, err, "a secret is no value of %s: the handler must not start", setting)
 				out := err.Error() + stdout.String() + stderr.String()
-				for _, part := range []string{key, key[30:70], sig, sig[5:35], url.QueryEscape(sig), v} {
+				for _, part := range append(fakeazure.SecretParts(), strings.TrimSpace(v)) {
 					assert.NotContains(t, out, part)
 				}
 				assert.Contains(t, err.Error(), setting+":", "the error names the setting")

@@ -1,50 +1,27 @@
 package config
 
 import (
-	"crypto/sha512"
-	"encoding/base64"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"graphuserstimer/internal/fakeazure"
 )
-
-// secretKey is shaped like a storage account key: 64 bytes, 88 characters
-// of base64.
-var secretKey = func() string {
-	sum := sha512.Sum512([]byte("a storage account key that must never be printed"))
-	return base64.StdEncoding.EncodeToString(sum[:])
-}()
-
-// secretSig is shaped like a SAS signature: 32 bytes of base64.
-var secretSig = base64.StdEncoding.EncodeToString([]byte(secretKey[:32]))
-
-// secretValues are values that hold a secret, as they get pasted into the
-// wrong setting.
-var secretValues = map[string]string{
-	"a connection string with an account key": "DefaultEndpointsProtocol=https;AccountName=myaccount;AccountKey=" + secretKey + ";EndpointSuffix=core.windows.net",
-	"a SAS URL":                     "https://myaccount.blob.core.windows.net/c?sv=2022-11-02&sp=rwdl&se=2030-01-01T00:00:00Z&sig=" + url.QueryEscape(secretSig),
-	"a SAS connection string":       "BlobEndpoint=https://myaccount.blob.core.windows.net/;SharedAccessSignature=sv=2022-11-02&sp=rwdl&sig=" + secretSig,
-	"an account key alone":          secretKey,
-	"a key pasted after a name":     "AzureWebJobsStorage " + secretKey,
-	"a query string with a sig":     "sv=2022-11-02&sig=" + url.QueryEscape(secretSig),
-	"a bare key with spaces around": "  " + secretKey + "  ",
-}
 
 // assertNoSecret fails when s holds any part of a secret value worth
 // stealing: the key, the signature, or a long run of either.
 func assertNoSecret(t *testing.T, s string) {
 	t.Helper()
-	for _, part := range []string{secretKey, secretKey[20:52], secretSig, secretSig[8:36], url.QueryEscape(secretSig)} {
+	for _, part := range fakeazure.SecretParts() {
 		assert.NotContains(t, s, part)
 	}
 }
 
 func TestLoadNeverRepeatsASecretPastedIntoAnySetting(t *testing.T) {
 	for _, s := range Settings {
-		for what, v := range secretValues {
+		for what, v := range fakeazure.PastedSecrets() {
 			t.Run(s.Name+" holding "+what, func(t *testing.T) {
 				_, err := Load(env(map[string]string{s.Name: v}))
 				require.Error(t, err, "a secret is no value of %s", s.Name)
@@ -65,7 +42,7 @@ func TestEverySettingSaysWhatShapeItTakes(t *testing.T) {
 }
 
 func TestTheStorageSettingHoldingAConnectionStringAsksForAName(t *testing.T) {
-	v := secretValues["a connection string with an account key"]
+	v := fakeazure.PastedSecrets()["a connection string with an account key"]
 	_, err := Load(env(map[string]string{StorageSetting: v, ExportSetting: "true"}))
 	require.Error(t, err)
 	assertNoSecret(t, err.Error())
@@ -75,7 +52,7 @@ func TestTheStorageSettingHoldingAConnectionStringAsksForAName(t *testing.T) {
 
 func TestLoadNeverRepeatsASecretInTheStorageConnectionsSettings(t *testing.T) {
 	for _, key := range []string{"accountName", "credential", "clientId", "managedIdentityResourceId", "blobServiceUri"} {
-		for what, v := range secretValues {
+		for what, v := range fakeazure.PastedSecrets() {
 			t.Run(key+" holding "+what, func(t *testing.T) {
 				kv := map[string]string{ModeSetting: ModeDelta, "AzureWebJobsStorage__accountName": "myaccount"}
 				kv["AzureWebJobsStorage__"+key] = v

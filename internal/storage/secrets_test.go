@@ -1,43 +1,21 @@
 package storage
 
 import (
-	"crypto/sha512"
-	"encoding/base64"
 	"fmt"
-	"net/url"
 	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"graphuserstimer/internal/fakeazure"
 )
-
-// secretKey is shaped like a storage account key: 64 bytes, 88 characters
-// of base64.
-var secretKey = func() string {
-	sum := sha512.Sum512([]byte("a storage account key that must never be printed"))
-	return base64.StdEncoding.EncodeToString(sum[:])
-}()
-
-// secretSig is shaped like a SAS signature: 32 bytes of base64.
-var secretSig = base64.StdEncoding.EncodeToString([]byte(secretKey[:32]))
-
-// secretValues are values that hold a secret, as they get pasted into the
-// wrong setting.
-var secretValues = map[string]string{
-	"a connection string with an account key": "DefaultEndpointsProtocol=https;AccountName=myaccount;AccountKey=" + secretKey + ";EndpointSuffix=core.windows.net",
-	"a SAS URL":                   "https://myaccount.blob.core.windows.net/c?sv=2022-11-02&sp=rwdl&se=2030-01-01T00:00:00Z&sig=" + url.QueryEscape(secretSig),
-	"a SAS connection string":     "BlobEndpoint=https://myaccount.blob.core.windows.net/;SharedAccessSignature=sv=2022-11-02&sp=rwdl&sig=" + secretSig,
-	"an account key alone":        secretKey,
-	"a query string with a sig":   "sv=2022-11-02&sig=" + url.QueryEscape(secretSig),
-	"a mangled connection string": "AccountName=myaccount;" + secretKey,
-}
 
 // assertNoSecret fails when s holds any part of a secret value worth
 // stealing: the key, the signature, or a long run of either.
 func assertNoSecret(t *testing.T, s string) {
 	t.Helper()
-	for _, part := range []string{secretKey, secretKey[20:52], secretSig, secretSig[8:36], url.QueryEscape(secretSig)} {
+	for _, part := range fakeazure.SecretParts() {
 		assert.NotContains(t, s, part)
 	}
 }
@@ -57,7 +35,7 @@ func TestParseConnectionNeverRepeatsASecretInAnySetting(t *testing.T) {
 		{"tenantId", false}, {"queueServiceUri", false}, {"tableServiceUri", false},
 	}
 	for _, s := range settings {
-		for what, v := range secretValues {
+		for what, v := range fakeazure.PastedSecrets() {
 			setting := "AzureWebJobsStorage"
 			if s.key != "" {
 				setting += "__" + s.key
@@ -83,7 +61,7 @@ func TestParseConnectionNeverRepeatsASecretInAnySetting(t *testing.T) {
 }
 
 func TestSecretShapedValuesAreToldApart(t *testing.T) {
-	for what, v := range secretValues {
+	for what, v := range fakeazure.PastedSecrets() {
 		assert.True(t, LooksSecret(v), what)
 	}
 	for _, v := range []string{
